@@ -1,0 +1,1 @@
+"""Serve exported GAN generators over HTTP with BentoML and ONNX Runtime (never torch)."""
