@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx_ir
 import onnxruntime as ort
 import torch
 
@@ -78,6 +79,10 @@ def to_onnx(generator: torch.nn.Module, spec: NetworkSpec, path: Path, fp16: boo
 
         # keep_io_types: inputs and outputs stay float32, so clients see the same contract.
         model = convert_float_to_float16(model, keep_io_types=True)
+        # The converter appends its input casts out of order; ONNX requires a sorted graph.
+        graph = onnx_ir.from_proto(model)
+        graph.graph.sort()
+        model = onnx_ir.to_proto(graph)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
 

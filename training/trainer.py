@@ -19,7 +19,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
@@ -29,6 +29,21 @@ from training.config import TrainConfig
 from training.networks import NetworkSpec, build, count_parameters
 
 CSV_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s"]
+
+
+def ema_with_warmup(decay: float):
+    """EMA update whose decay ramps up as (1 + n) / (10 + n): early on, a fixed 0.999 would
+    keep the untrained initial weights in the average for thousands of steps."""
+
+    @torch.no_grad()
+    def update(ema: list[torch.Tensor], current: list[torch.Tensor], n_averaged) -> None:
+        if not ema[0].is_floating_point():  # integer buffers (batch-norm step counts)
+            torch._foreach_copy_(ema, current)
+            return
+        n = float(n_averaged)
+        torch._foreach_lerp_(ema, current, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
+
+    return update
 
 
 def pick_device(name: str, local_rank: int) -> torch.device:
@@ -89,9 +104,7 @@ class Trainer:
         generator, discriminator = build(self.spec)
         self.G_raw, self.D_raw = generator.to(self.device), discriminator.to(self.device)
         self.ema = (
-            AveragedModel(
-                self.G_raw, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True
-            )
+            AveragedModel(self.G_raw, multi_avg_fn=ema_with_warmup(cfg.ema_decay), use_buffers=True)
             if cfg.ema_decay > 0
             else None
         )

@@ -1,0 +1,45 @@
+"""The generators shipped in models/: integrity, contract, and a quality regression check."""
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from service.card import MODEL_FILE, ModelCard, sha256_of
+from training.evaluate import Evaluator, generate
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+SHIPPED = ["fashion-cgan", "fashion-dcgan"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_matches_its_card(name: str) -> None:
+    folder = MODELS / name
+    card = ModelCard.load(folder)
+    assert card.name == name
+    assert sha256_of(folder / MODEL_FILE) == card.sha256
+    assert (folder / MODEL_FILE).stat().st_size <= 20e6
+    assert card.training.epochs > 0 and card.training.command.startswith("python -m training")
+    assert {"fd", "fd_floor", "fd_ratio", "diversity"} <= set(card.metrics)
+    session = ort.InferenceSession(str(folder / MODEL_FILE), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == card.input_names
+    rng = np.random.default_rng(0)
+    for batch in (1, 5):
+        feed = {"z": rng.standard_normal((batch, card.latent_dim), dtype=np.float32)}
+        if card.conditional:
+            feed["y"] = np.eye(card.num_classes, dtype=np.float32)[rng.integers(0, 10, batch)]
+        (image,) = session.run(card.output_names, feed)
+        assert image.shape == (batch, card.image.channels, card.image.height, card.image.width)
+        low, high = card.output_range
+        assert image.min() >= low and image.max() <= high
+        assert image.std() > 0.1  # not a constant image
+
+
+def test_cgan_class_accuracy_stays_within_five_points_of_its_card() -> None:
+    folder = MODELS / "fashion-cgan"
+    card = ModelCard.load(folder)
+    images, requested = generate(folder, 2000, seed=123)
+    report = Evaluator().score(images, requested, seed=123)
+    assert report.class_accuracy == pytest.approx(card.metrics["class_accuracy"], abs=0.05)
+    assert report.diversity_ok
