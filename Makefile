@@ -32,6 +32,10 @@ serve: setup system-deps
 test: setup system-deps
 	$(PY) -m pytest
 
+# Raw ORT, a bare and a naive reference server, and the service under load -> BENCHMARKS.md.
+bench: setup
+	$(PY) -m bench.run
+
 lint: setup
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 

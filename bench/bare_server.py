@@ -1,0 +1,59 @@
+"""Reference server: the HTTP limit of this machine on the service's stack (uvicorn/Starlette).
+
+    python -m bench.bare_server --port 3002
+
+Parses the same `POST /generate` body as the naive server, then answers with a PNG grid of
+`n` images generated once at start-up: no inference and no encoding per request.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from bench.common import inputs, session, shipped_models
+from bench.naive_server import MAX_N, BadRequest, parse, render
+
+
+def build_app() -> Starlette:
+    models = {m.name: m for m in shipped_models()}
+    pngs: dict[tuple[str, int], bytes] = {}
+    for name, model in models.items():
+        (images,) = session(model).run(None, inputs(model.card, MAX_N, seed=0))
+        for n in range(1, MAX_N + 1):
+            pngs[name, n] = render(images[:n], "png")
+
+    async def generate(request: Request) -> Response:
+        try:
+            model, n, _, _, _ = parse(await request.json(), models)
+        except (BadRequest, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return Response(pngs[model.name, n], media_type="image/png")
+
+    async def ready(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    return Starlette(
+        routes=[
+            Route("/generate", generate, methods=["POST"]),
+            Route("/readyz", ready),
+            Route("/livez", ready),
+        ]
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=3002)
+    args = p.parse_args()
+    uvicorn.run(build_app(), host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

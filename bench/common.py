@@ -1,0 +1,98 @@
+"""Shared by the benchmarks: model folders, inputs exactly as the service builds them, sessions."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from service.card import MODEL_FILE, ModelCard, sha256_of
+from service.engine import Engine
+from service.latents import class_vector, latents_from_seed
+from service.registry import load_entry
+from service.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = Path(os.environ.get("GAN_MODELS_DIR", ROOT / "models"))
+
+
+@dataclass(frozen=True)
+class Model:
+    folder: Path
+    card: ModelCard
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def path(self) -> Path:
+        return self.folder / MODEL_FILE
+
+
+def shipped_models(models_dir: Path = MODELS_DIR) -> list[Model]:
+    """Every model folder with a card, sorted by name: whatever is there now."""
+    folders = sorted(p.parent for p in Path(models_dir).glob("*/card.json"))
+    return [Model(f, ModelCard.load(f)) for f in folders]
+
+
+def inputs(card: ModelCard, n: int, seed: int = 0, label: int = 0) -> dict[str, np.ndarray]:
+    """Feeds for one request, built with the service's own latent and class-vector code."""
+    feeds = {"z": latents_from_seed(seed, n, card.latent_dim)}
+    if card.conditional:
+        feeds["y"] = np.tile(class_vector(label % card.num_classes, card.class_names), (n, 1))
+    return feeds
+
+
+def providers_for(device: str) -> list[str]:
+    return (
+        ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if device == "cuda"
+        else ["CPUExecutionProvider"]
+    )
+
+
+def devices() -> list[str]:
+    """`cpu`, plus `cuda` where onnxruntime-gpu sees a CUDA device."""
+    return ["cpu", "cuda"] if "CUDAExecutionProvider" in ort.get_available_providers() else ["cpu"]
+
+
+def session(model: Model, device: str = "cpu") -> ort.InferenceSession:
+    """The session exactly as the service builds it (`service.engine.Engine`: its session
+    options, thread count from GAN_ORT_THREADS, warm-up), restricted to one device."""
+    threads = Settings.from_env().ort_threads
+    return Engine(load_entry(model.folder), providers_for(device), threads).session
+
+
+def describe_options(sess: ort.InferenceSession) -> str:
+    o = sess.get_session_options()
+    return (
+        f"intra_op_num_threads={o.intra_op_num_threads}, "
+        f"inter_op_num_threads={o.inter_op_num_threads}, "
+        f"graph_optimization_level={o.graph_optimization_level.name}, "
+        f"providers={sess.get_providers()}"
+    )
+
+
+def fp16_variant(model: Model, out_dir: Path) -> Model:
+    """An FP16 copy of `model` in `out_dir`, converted as `training.export --fp16` does
+    (float32 inputs and outputs kept), with a matching card, so the Engine accepts it."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    folder = Path(out_dir) / f"{model.name}-fp16"
+    folder.mkdir(parents=True, exist_ok=True)
+    half = convert_float_to_float16(onnx.load(str(model.path)), keep_io_types=True)
+    onnx.save(half, str(folder / MODEL_FILE))
+    card = model.card.model_copy(
+        update={
+            "name": f"{model.name}-fp16",
+            "precision": "fp16",
+            "sha256": sha256_of(folder / MODEL_FILE),
+        }
+    )
+    card.save(folder)
+    return Model(folder, card)

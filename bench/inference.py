@@ -1,0 +1,149 @@
+"""The limit: raw ONNX Runtime `session.run` throughput and latency per model and batch size.
+
+    python -m bench.inference [--seconds 1.5] [--batches 1 8 32 64 128 256]
+
+Sessions are built by the service's own `Engine` (same options and thread count), on CPU
+and, where onnxruntime-gpu sees one, on CUDA. On CPU each point is measured with one caller
+and with one caller per core sharing the session (the in-process service calls it from
+several threads). On CUDA an FP16 conversion of each FP32 model is measured too.
+Inputs are built outside the timed region.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import math
+import os
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from bench.common import Model, devices, fp16_variant, inputs, session, shipped_models
+
+BATCHES = (1, 8, 32, 64, 128, 256)
+
+
+@dataclass
+class InferencePoint:
+    model: str
+    device: str
+    batch: int
+    streams: int  # concurrent callers of the one session, as the in-process service does
+    runs: int
+    images_per_s: float
+    p50_ms: float
+    p95_ms: float
+
+
+def _loop(
+    sess: ort.InferenceSession, out: list[str], feeds: dict, deadline: float, times: list[float]
+) -> None:
+    while time.perf_counter() < deadline or len(times) < 5:
+        t0 = time.perf_counter()
+        sess.run(out, feeds)
+        times.append(time.perf_counter() - t0)
+
+
+def measure(
+    model: Model, device: str, batch: int, seconds: float, streams: int = 1
+) -> InferencePoint:
+    sess = session(model, device)
+    feeds = inputs(model.card, batch, seed=batch)
+    out = [model.card.output_names[0]]
+    for _ in range(3):  # warm-up: allocations, kernel selection
+        sess.run(out, feeds)
+    per_stream: list[list[float]] = [[] for _ in range(streams)]
+    t0 = time.perf_counter()
+    threads = [  # ORT releases the GIL in run(): streams really run in parallel
+        threading.Thread(target=_loop, args=(sess, out, feeds, t0 + seconds, times))
+        for times in per_stream
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    arr = np.concatenate([np.array(t) for t in per_stream])
+    return InferencePoint(
+        model=model.name,
+        device=device,
+        batch=batch,
+        streams=streams,
+        runs=len(arr),
+        images_per_s=batch * len(arr) / wall,
+        p50_ms=float(np.percentile(arr, 50) * 1e3),
+        p95_ms=float(np.percentile(arr, 95) * 1e3),
+    )
+
+
+def _variants(device: str, tmp: Path) -> list[Model]:
+    """The shipped models; on CUDA also an FP16 conversion of each FP32 one."""
+    models = shipped_models()
+    if device == "cuda":
+        models += [fp16_variant(m, tmp) for m in models if m.card.precision == "fp32"]
+    return models
+
+
+def run(seconds: float = 1.5, batches: tuple[int, ...] = BATCHES) -> list[InferencePoint]:
+    """Every model × device × batch, with one caller and (on CPU) one caller per core."""
+    points = []
+    with tempfile.TemporaryDirectory(prefix="bench-fp16-") as tmp:
+        for device in devices():
+            streams_list = sorted({1, os.cpu_count() or 1}) if device == "cpu" else [1]
+            for model in _variants(device, Path(tmp)):
+                for streams in streams_list:
+                    for batch in batches:
+                        point = measure(model, device, batch, seconds, streams)
+                        print(
+                            f"  {point.model:<20} {device:<4} x{streams} batch {batch:>3}: "
+                            f"{point.images_per_s:9.0f} img/s  p50 {point.p50_ms:7.2f} ms",
+                            flush=True,
+                        )
+                        points.append(point)
+    return points
+
+
+def images_per_s_at(points: list[InferencePoint], model: str, device: str, batch: float) -> float:
+    """Best raw images/s (over stream counts) at a fractional batch size, log-interpolated."""
+    best: dict[int, float] = {}  # batch -> best images/s over stream counts
+    for p in points:
+        if p.model == model and p.device == device:
+            best[p.batch] = max(best.get(p.batch, 0.0), p.images_per_s)
+    curve = sorted(best.items())
+    if not curve:
+        raise KeyError(f"no inference points for {model} on {device}")
+    if batch <= curve[0][0]:
+        return curve[0][1]
+    for (b0, r0), (b1, r1) in itertools.pairwise(curve):
+        if batch <= b1:
+            t = (math.log(batch) - math.log(b0)) / (math.log(b1) - math.log(b0))
+            return r0 + t * (r1 - r0)
+    return curve[-1][1]
+
+
+def latency_ms(points: list[InferencePoint], model: str, device: str, batch: int) -> float:
+    """Median single-caller latency of one call."""
+    return next(
+        p.p50_ms
+        for p in points
+        if (p.model, p.device, p.batch, p.streams) == (model, device, batch, 1)
+    )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=float, default=1.5, help="timed seconds per point")
+    p.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
+    args = p.parse_args()
+    for point in run(args.seconds, tuple(args.batches)):
+        print(asdict(point))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""Generate the Grafana dashboard for the GAN service, and its ConfigMap for Grafana's sidecar.
+
+    python k8s/grafana/dashboard.py          # rewrite the two committed files
+    python k8s/grafana/dashboard.py --check  # exit 1 if they differ from what this builds
+
+The panels are built with grafana-foundation-sdk so every query lives here as code;
+tests/test_deploy_prometheus.py runs each of them against a real Prometheus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from grafana_foundation_sdk.builders.common import VizLegendOptions, VizTooltipOptions
+from grafana_foundation_sdk.builders.dashboard import Dashboard, DatasourceVariable
+from grafana_foundation_sdk.builders.prometheus import Dataquery
+from grafana_foundation_sdk.builders.timeseries import Panel as Timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.common import (
+    LegendDisplayMode,
+    LegendPlacement,
+    SortOrder,
+    TimeZoneBrowser,
+    TooltipDisplayMode,
+)
+from grafana_foundation_sdk.models.dashboard import DataSourceRef
+
+HERE = Path(__file__).resolve().parent
+JSON_PATH = HERE / "gan-serving-dashboard.json"
+CONFIGMAP_PATH = HERE / "gan-serving-dashboard.configmap.yaml"
+UID = "gan-serving"
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
+# The public service only (with adaptive batching the internal gan_generator service reports
+# its /generate_batch calls too), without the health and scrape routes that would swamp it.
+API_ONLY = 'service_name="gan_service", endpoint!~"/metrics|/livez|/readyz|/healthz"'
+RATE = "$__rate_interval"
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    title: str
+    description: str
+    unit: str
+    queries: tuple[Query, ...]
+
+
+def _latency(histogram: str, by: str, selector: str = "") -> tuple[Query, ...]:
+    """p50/p95/p99 of a Prometheus histogram, one series per value of the `by` label."""
+    bucket = f"{histogram}_bucket{{{selector}}}" if selector else f"{histogram}_bucket"
+    return tuple(
+        Query(
+            f"histogram_quantile({q}, sum by ({by}, le) (rate({bucket}[{RATE}])))",
+            f"p{round(q * 100)} {{{{{by}}}}}",  # e.g. "p99 {{endpoint}}"
+        )
+        for q in (0.5, 0.95, 0.99)
+    )
+
+
+def panel_specs() -> list[PanelSpec]:
+    """Every panel, in order: title, meaning (shown in Grafana), unit and PromQL."""
+    return [
+        PanelSpec(
+            "Request rate by endpoint",
+            "HTTP requests per second answered by the API, per endpoint (all status codes).",
+            "reqps",
+            (
+                Query(
+                    "sum by (endpoint) "
+                    f"(rate(bentoml_service_request_total{{{API_ONLY}}}[{RATE}]))",
+                    "{{endpoint}}",
+                ),
+            ),
+        ),
+        PanelSpec(
+            "Latency p50 / p95 / p99 by endpoint",
+            "End-to-end request latency at the server, quantiles from BentoML's histogram.",
+            "s",
+            _latency("bentoml_service_request_duration_seconds", "endpoint", API_ONLY),
+        ),
+        PanelSpec(
+            "Error rate by status code",
+            "Non-2xx answers per second by status code: 4xx are client mistakes, 5xx are ours "
+            "(503 = batching queue over GAN_MAX_LATENCY_MS).",
+            "reqps",
+            (
+                Query(
+                    "sum by (http_response_code, endpoint) (rate(bentoml_service_request_total"
+                    f'{{{API_ONLY}, http_response_code!~"2.."}}[{RATE}]))',
+                    "{{http_response_code}} {{endpoint}}",
+                ),
+            ),
+        ),
+        PanelSpec(
+            "Requests in progress",
+            "Requests being served right now (queued for a batch or running), per endpoint.",
+            "short",
+            (
+                Query(
+                    f"sum by (endpoint) (bentoml_service_request_in_progress{{{API_ONLY}}})",
+                    "{{endpoint}}",
+                ),
+            ),
+        ),
+        PanelSpec(
+            "Batch size actually run (images per batch)",
+            "Images in each ONNX Runtime call: mean and p95. BentoML's adaptive_batch_size "
+            "counts requests per batch, not images, so this is the project's own histogram.",
+            "short",
+            (
+                Query(
+                    f"sum by (model) (rate(gan_batch_images_sum[{RATE}])) / "
+                    f"sum by (model) (rate(gan_batch_images_count[{RATE}]))",
+                    "mean {{model}}",
+                ),
+                Query(
+                    "histogram_quantile(0.95, sum by (model, le) "
+                    f"(rate(gan_batch_images_bucket[{RATE}])))",
+                    "p95 {{model}}",
+                ),
+            ),
+        ),
+        PanelSpec(
+            "Requests merged per batch (adaptive batching)",
+            "Mean requests BentoML's adaptive batcher merged into one call (GPU path, "
+            "GAN_BATCHING=adaptive); each request carries 1..64 images, see the panel above.",
+            "short",
+            (
+                Query(
+                    f"sum(rate(bentoml_service_adaptive_batch_size_sum[{RATE}])) / "
+                    f"sum(rate(bentoml_service_adaptive_batch_size_count[{RATE}]))",
+                    "requests per batch",
+                ),
+            ),
+        ),
+        PanelSpec(
+            "Inference time per batch",
+            "Seconds per ONNX Runtime call (one batch), p50 / p95 / p99 per model.",
+            "s",
+            _latency("gan_inference_seconds", "model"),
+        ),
+        PanelSpec(
+            "Queue time before a batch runs",
+            "Seconds from a request's latents being ready to its batch starting, per model: "
+            "the price of batching (bounded by GAN_MAX_LATENCY_MS on the adaptive path).",
+            "s",
+            _latency("gan_queue_seconds", "model"),
+        ),
+        PanelSpec(
+            "Images generated per second by model",
+            "Throughput of the generators: images produced per second, per model.",
+            "short",
+            (
+                Query(
+                    f"sum by (model) (rate(gan_images_generated_total[{RATE}]))",
+                    "{{model}}",
+                ),
+            ),
+        ),
+    ]
+
+
+def build() -> dict:
+    """The dashboard as the JSON object Grafana imports."""
+    dash = (
+        Dashboard("GAN serving")
+        .uid(UID)
+        .description("Latency, throughput and batching of the BentoML GAN service.")
+        .tags(["gan-serving", "bentoml", "generated"])
+        .timezone(TimeZoneBrowser)
+        .time("now-1h", "now")
+        .refresh("30s")
+        .with_variable(DatasourceVariable("datasource").label("Data source").type("prometheus"))
+    )
+    for i, spec in enumerate(panel_specs()):
+        panel = (
+            Timeseries()
+            .id(i + 1)
+            .title(spec.title)
+            .description(spec.description)
+            .datasource(DATASOURCE)
+            .unit(spec.unit)
+            .min(0)
+            .height(8)
+            .span(12)
+            .legend(
+                VizLegendOptions()
+                .display_mode(LegendDisplayMode.TABLE)
+                .placement(LegendPlacement.BOTTOM)
+                .show_legend(True)
+            )
+            .tooltip(VizTooltipOptions().mode(TooltipDisplayMode.MULTI).sort(SortOrder.DESCENDING))
+        )
+        for ref, q in zip("ABCDEFGH", spec.queries, strict=False):
+            panel = panel.with_target(
+                Dataquery().ref_id(ref).datasource(DATASOURCE).expr(q.expr).legend_format(q.legend)
+            )
+        dash = dash.with_panel(panel)
+    # A round trip through the SDK's encoder gives plain dicts in Grafana's field names.
+    return json.loads(JSONEncoder().encode(dash.build()))
+
+
+def render_json() -> str:
+    return json.dumps(build(), indent=2, sort_keys=True) + "\n"
+
+
+def render_configmap() -> str:
+    """The dashboard as a ConfigMap the Grafana sidecar (label grafana_dashboard=1) loads."""
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "gan-serving-dashboard",
+            "labels": {"grafana_dashboard": "1"},
+        },
+        "data": {JSON_PATH.name: render_json()},
+    }
+    header = "# Generated by k8s/grafana/dashboard.py; do not edit by hand.\n"
+    return header + yaml.dump(configmap, Dumper=_BlockDumper, sort_keys=False, width=1000)
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Writes multi-line strings as `|` blocks, so the JSON in the ConfigMap stays readable."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _str)
+
+
+def outputs() -> dict[Path, str]:
+    return {JSON_PATH: render_json(), CONFIGMAP_PATH: render_configmap()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="compare, don't write")
+    args = parser.parse_args(argv)
+    stale = [p for p, text in outputs().items() if not p.exists() or p.read_text() != text]
+    if args.check:
+        for path in stale:
+            print(f"stale: {path} (run python k8s/grafana/dashboard.py)", file=sys.stderr)
+        return 1 if stale else 0
+    for path, text in outputs().items():
+        path.write_text(text)
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""One ONNX Runtime session per model: provider choice, graph checks, warm-up, uint8 output.
+
+The session returns float32 in [-1, 1]; `Engine.run` converts to uint8 right after the
+call, so whatever crosses a process boundary afterwards is 1 byte per pixel, not 4.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import onnxruntime as ort
+
+from service.imaging import to_uint8
+from service.metrics import record_batch
+from service.registry import ModelEntry, ModelFolderError
+
+logger = logging.getLogger("service.engine")
+
+WARMUP_BATCHES = (1, 64)
+
+
+def _dims_match(actual: list[object], expected: list[int | None]) -> bool:
+    """Symbolic dims (strings/None) match anything; fixed dims must be equal."""
+    if len(actual) != len(expected):
+        return False
+    return all(
+        e is None or not isinstance(a, int) or a == e for a, e in zip(actual, expected, strict=True)
+    )
+
+
+def open_session(entry: ModelEntry, providers: list[str], threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    available = set(ort.get_available_providers())
+    wanted = [p for p in providers if p in available] or ["CPUExecutionProvider"]
+    try:
+        return ort.InferenceSession(str(entry.onnx_path), sess_options=options, providers=wanted)
+    except Exception as exc:  # ORT raises its own types for protobuf/graph errors
+        raise ModelFolderError(f"{entry.onnx_path}: ONNX Runtime cannot load it: {exc}") from exc
+
+
+def check_graph(session: ort.InferenceSession, entry: ModelEntry) -> None:
+    """The graph's input/output names and shapes must be what the card promises."""
+    card, path = entry.card, entry.onnx_path
+    inputs = {i.name: i.shape for i in session.get_inputs()}
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    if list(inputs) != card.input_names:
+        raise ModelFolderError(
+            f"{path}: inputs {list(inputs)} != card input_names {card.input_names}"
+        )
+    if list(outputs)[: len(card.output_names)] != card.output_names:
+        raise ModelFolderError(
+            f"{path}: outputs {list(outputs)} != card output_names {card.output_names}"
+        )
+    expected = {"z": [None, card.latent_dim], "y": [None, card.num_classes]}
+    for name, shape in inputs.items():
+        if not _dims_match(shape, expected[name]):
+            raise ModelFolderError(f"{path}: input {name} shape {shape} != {expected[name]}")
+    im = card.image
+    image_shape = [None, im.channels, im.height, im.width]
+    if not _dims_match(outputs[card.output_names[0]], image_shape):
+        raise ModelFolderError(
+            f"{path}: output shape {outputs[card.output_names[0]]} != {image_shape}"
+        )
+
+
+class Engine:
+    """A warmed-up ONNX Runtime session for one model folder."""
+
+    def __init__(
+        self, entry: ModelEntry, providers: list[str], threads: int = 1, announce: bool = True
+    ) -> None:
+        self.entry = entry
+        self.card = entry.card
+        self.session = open_session(entry, providers, threads)
+        # The first provider ORT actually attached is the one that runs the graph.
+        self.provider = self.session.get_providers()[0]
+        check_graph(self.session, entry)
+        self._warm_up()
+        if announce:
+            logger.info("model %s runs on %s", self.card.name, self.provider)
+
+    def _warm_up(self) -> None:
+        im = self.card.image
+        for n in WARMUP_BATCHES:
+            z = np.zeros((n, self.card.latent_dim), dtype=np.float32)
+            y = np.full((n, self.card.num_classes), 1.0 / max(self.card.num_classes, 1), np.float32)
+            out = self._run_float(z, y if self.card.conditional else None)
+            if out.shape != (n, im.channels, im.height, im.width):
+                raise ModelFolderError(
+                    f"{self.entry.onnx_path}: batch {n} gave shape {out.shape}, card says "
+                    f"{(n, im.channels, im.height, im.width)}"
+                )
+
+    def _run_float(self, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        feeds = {"z": z} if y is None else {"z": z, "y": y}
+        return self.session.run([self.card.output_names[0]], feeds)[0]
+
+    def run(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """Latents [N, latent_dim] (+ class vectors [N, classes]) -> uint8 images [N, C, H, W]."""
+        start = time.perf_counter()
+        images = to_uint8(self._run_float(z, y))
+        record_batch(self.card.name, len(z), time.perf_counter() - start)
+        return images
+
+
+def build_engines(
+    entries: dict[str, ModelEntry], providers: list[str], threads: int
+) -> dict[str, Engine]:
+    return {name: Engine(entry, providers, threads) for name, entry in entries.items()}
+
+
+def verify_models(entries: dict[str, ModelEntry]) -> None:
+    """Open each model on CPU, check its graph and run it; raises ModelFolderError.
+
+    Called at import so `bentoml serve` exits, naming the file, before it spawns workers:
+    a worker failing in its own start-up would be restarted over and over instead.
+    """
+    for entry in entries.values():
+        Engine(entry, ["CPUExecutionProvider"], threads=1, announce=False)

@@ -1,0 +1,108 @@
+"""The Grafana dashboard: committed files equal the generator's output, panels are complete.
+
+Whether each panel's query returns sane data is tests/test_deploy_prometheus.py's job.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+GRAFANA = ROOT / "k8s" / "grafana"
+REQUIRED_PANELS = (
+    "Request rate by endpoint",
+    "Latency p50 / p95 / p99 by endpoint",
+    "Error rate by status code",
+    "Requests in progress",
+    "Batch size actually run (images per batch)",
+    "Inference time per batch",
+    "Images generated per second by model",
+)
+
+
+def generator() -> ModuleType:
+    """k8s/grafana/dashboard.py is a script, not a package module: load it by path."""
+    spec = importlib.util.spec_from_file_location("gan_dashboard", GRAFANA / "dashboard.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_files_equal_generator_output() -> None:
+    gen = generator()
+    for path, text in gen.outputs().items():
+        assert path.read_text() == text, f"{path} is stale: run python k8s/grafana/dashboard.py"
+
+
+def test_check_mode_cli() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(GRAFANA / "dashboard.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_configmap_carries_the_dashboard_for_the_sidecar() -> None:
+    configmap = yaml.safe_load((GRAFANA / "gan-serving-dashboard.configmap.yaml").read_text())
+    assert configmap["kind"] == "ConfigMap"
+    assert configmap["metadata"]["labels"] == {"grafana_dashboard": "1"}
+    (payload,) = configmap["data"].values()
+    assert payload == (GRAFANA / "gan-serving-dashboard.json").read_text()
+
+
+def test_panels_queries_and_datasource_variable() -> None:
+    dashboard = json.loads((GRAFANA / "gan-serving-dashboard.json").read_text())
+    assert dashboard["uid"] == "gan-serving"
+    (variable,) = dashboard["templating"]["list"]
+    assert variable["type"] == "datasource" and variable["query"] == "prometheus"
+    ref = {"type": "prometheus", "uid": "${" + variable["name"] + "}"}
+
+    panels = {p["title"]: p for p in dashboard["panels"]}
+    assert len(panels) == len(dashboard["panels"]), "duplicate panel titles"
+    for title in REQUIRED_PANELS:
+        assert title in panels, f"missing panel {title!r}"
+    for panel in dashboard["panels"]:
+        assert panel["datasource"] == ref, panel["title"]
+        assert panel["description"], panel["title"]
+        assert panel["targets"], panel["title"]
+        ref_ids = [t["refId"] for t in panel["targets"]]
+        assert len(ref_ids) == len(set(ref_ids))
+        for target in panel["targets"]:
+            assert target["datasource"] == ref
+            assert target["expr"] and target["legendFormat"]
+
+    exprs = {t: [q["expr"] for q in p["targets"]] for t, p in panels.items()}
+    latency = exprs["Latency p50 / p95 / p99 by endpoint"]
+    assert [e.split(",")[0] for e in latency] == [
+        "histogram_quantile(0.5",
+        "histogram_quantile(0.95",
+        "histogram_quantile(0.99",
+    ]
+    assert all("bentoml_service_request_duration_seconds_bucket" in e for e in latency)
+    # The batch panel must count images (our histogram), not BentoML's requests-per-batch.
+    batch = " ".join(exprs["Batch size actually run (images per batch)"])
+    assert "gan_batch_images" in batch and "adaptive_batch_size" not in batch
+    assert "http_response_code" in exprs["Error rate by status code"][0]
+
+
+def test_panel_grid_does_not_overlap() -> None:
+    dashboard = json.loads((GRAFANA / "gan-serving-dashboard.json").read_text())
+    cells: set[tuple[int, int]] = set()
+    for panel in dashboard["panels"]:
+        g = panel["gridPos"]
+        assert g["x"] + g["w"] <= 24
+        xs, ys = range(g["x"], g["x"] + g["w"]), range(g["y"], g["y"] + g["h"])
+        mine = {(x, y) for x in xs for y in ys}
+        assert not cells & mine, f"{panel['title']} overlaps another panel"
+        cells |= mine

@@ -1,0 +1,159 @@
+"""Service building blocks without a server: latents, labels, settings, registry checks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service.latents import (
+    LabelError,
+    class_index,
+    class_vector,
+    describe_label,
+    latents_from_seed,
+    lerp,
+    slerp,
+)
+from service.registry import ModelFolderError, load_registry
+from service.settings import SettingsError, parse_providers
+from tests.conftest import MODELS_DIR, ROOT
+
+CLASSES = ["T-shirt/top", "Trouser", "Sandal", "Sneaker"]
+
+
+def test_importing_the_service_loads_neither_torch_nor_training() -> None:
+    code = (
+        "import sys, service.app; "
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'training'))]; "
+        "assert not bad, bad"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_latents_follow_the_documented_recipe() -> None:
+    z = latents_from_seed(41, 3, 100, truncation=0.5)
+    for i in range(3):
+        expected = np.random.default_rng(41 + i).standard_normal(100, dtype=np.float32) * 0.5
+        np.testing.assert_array_equal(z[i], expected)
+    assert z.dtype == np.float32
+    # Row i depends only on seed + i: a longer request repeats the shorter one's rows.
+    np.testing.assert_array_equal(latents_from_seed(41, 5, 100, 0.5)[:3], z)
+
+
+def test_labels_by_index_name_and_mixture() -> None:
+    assert class_index(3, CLASSES) == 3
+    assert class_index("sNeAkEr", CLASSES) == 3
+    assert class_index("2", CLASSES) == 2
+    np.testing.assert_array_equal(class_vector("Trouser", CLASSES), [0, 1, 0, 0])
+    mix = class_vector({"Sneaker": 1.0, "sandal": 3.0}, CLASSES)
+    np.testing.assert_allclose(mix, [0, 0, 0.75, 0.25])
+    assert describe_label({"Sneaker": 1, "Sandal": 1}, CLASSES) == {"Sandal": 0.5, "Sneaker": 0.5}
+    for bad in ("boot", 4, -1, {"Sneaker": 0.0}, {}):
+        with pytest.raises(LabelError):
+            class_vector(bad, CLASSES)
+    with pytest.raises(LabelError, match="Sneaker"):  # the message lists the valid classes
+        class_index("boot", CLASSES)
+
+
+def test_interpolation_hits_both_ends() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(16).astype(np.float32), rng.standard_normal(16).astype(np.float32)
+    t = np.linspace(0, 1, 5, dtype=np.float32)
+    for fn in (slerp, lerp):
+        path = fn(a, b, t)
+        assert path.shape == (5, 16) and path.dtype == np.float32
+        np.testing.assert_allclose(path[0], a, atol=1e-5)
+        np.testing.assert_allclose(path[-1], b, atol=1e-5)
+    # slerp keeps the norm between the ends' norms (lerp cuts the corner).
+    norms = np.linalg.norm(slerp(a, b, t), axis=1)
+    assert norms.min() >= min(np.linalg.norm(a), np.linalg.norm(b)) - 1e-4
+
+
+def test_provider_setting() -> None:
+    assert parse_providers("cuda,cpu") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert parse_providers("cpu") == ["CPUExecutionProvider"]
+    assert parse_providers("TensorRT, cuda")[-1] == "CPUExecutionProvider"
+    with pytest.raises(SettingsError, match="rocm"):
+        parse_providers("rocm")
+
+
+def test_registry_loads_the_shipped_models() -> None:
+    registry = load_registry(MODELS_DIR)
+    assert set(registry) == {p.name for p in MODELS_DIR.glob("*/card.json") for p in [p.parent]}
+
+
+@pytest.mark.parametrize(
+    ("damage", "named_file"),
+    [
+        (
+            lambda f: (f / "model.onnx").write_bytes((f / "model.onnx").read_bytes()[:500]),
+            "model.onnx",
+        ),
+        (lambda f: (f / "model.onnx").unlink(), "model.onnx"),
+        (lambda f: (f / "card.json").write_text("{not json"), "card.json"),
+    ],
+    ids=["truncated", "missing-model", "bad-card"],
+)
+def test_registry_names_the_broken_file(tmp_path: Path, damage, named_file: str) -> None:
+    folder = tmp_path / "fashion-dcgan"
+    shutil.copytree(MODELS_DIR / "fashion-dcgan", folder)
+    damage(folder)
+    with pytest.raises(ModelFolderError) as info:
+        load_registry(tmp_path)
+    assert str(folder / named_file) in str(info.value)
+
+
+def test_empty_models_dir_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ModelFolderError, match="no model folders"):
+        load_registry(tmp_path)
+
+
+def test_a_mixed_batch_runs_one_call_per_model_and_keeps_row_order() -> None:
+    """The adaptive path's batch function on rows from both models, interleaved."""
+    from service import wire
+    from service.app import CARDS, REQUEST_WIDTH, run_rows
+    from service.engine import build_engines
+
+    registry = load_registry(MODELS_DIR)
+    engines = build_engines(registry, ["CPUExecutionProvider"], threads=1)
+    parts, expected = [], []
+    for i in range(6):
+        index = i % len(CARDS)
+        card = CARDS[index]
+        z = np.random.default_rng(i).standard_normal((2, card.latent_dim), dtype=np.float32)
+        y = np.eye(card.num_classes, dtype=np.float32)[[i, i + 1]] if card.conditional else None
+        parts.append(wire.pack_request(index, card, z, y, 0.0, REQUEST_WIDTH))
+        expected.append((card, engines[card.name].run(z, y)))  # this request alone
+    answer = run_rows(engines, np.concatenate(parts))
+    assert answer.dtype == np.uint8 and len(answer) == 12
+    for k, (card, alone) in enumerate(expected):
+        images = wire.unpack_answer(answer[2 * k : 2 * k + 2], card)
+        assert images.shape == alone.shape
+        assert int(np.abs(images.astype(int) - alone.astype(int)).max()) <= 1  # batch-invariant
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from service.settings import Settings
+
+    monkeypatch.setenv("GAN_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("GAN_BATCHING", "adaptive")
+    monkeypatch.setenv("GAN_ORT_THREADS", "2")
+    settings = Settings.from_env()
+    assert settings.models_dir == tmp_path
+    assert settings.batching == "adaptive" and settings.ort_threads == 2
+    monkeypatch.setenv("GAN_PROVIDERS", "cpu")
+    monkeypatch.setenv("GAN_BATCHING", "auto")
+    assert Settings.from_env().batching == "inprocess"  # no GPU provider asked for
+    for name, value in [("GAN_BATCHING", "sometimes"), ("GAN_ORT_THREADS", "-1")]:
+        monkeypatch.setenv(name, value)
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env()
+        monkeypatch.delenv(name)
