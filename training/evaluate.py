@@ -24,6 +24,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service.card import MODEL_FILE, ModelCard
+from service.imaging import save_grid
 from training import data
 
 CLASSIFIER_DIR = Path(__file__).resolve().parent.parent / "evaluation" / "fashion-classifier"
@@ -210,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-root", help="Fashion-MNIST IDX folder")
     p.add_argument("--no-write", action="store_true", help="print only; leave card.json as is")
+    p.add_argument("--grid", help="also save a 10x10 sample grid PNG here ({name} = model name)")
     args = p.parse_args(argv)
     try:
         evaluator = Evaluator(args.data_root)
@@ -227,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
         images, requested = generate(folder, args.samples, args.seed)
         report = evaluator.score(images, requested, args.seed)
         print_table(card.name, report, evaluator.class_names)
+        if args.grid:  # the first 100 samples; conditional models show one class per column
+            path = Path(args.grid.format(name=card.name))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_grid(images[:100], str(path), columns=10)
+            print(f"wrote sample grid {path}")
         if not args.no_write:
             card.metrics = {**card.metrics, **report.metrics()}
             card.save(folder)
