@@ -12,7 +12,7 @@ import torch
 from service.card import ModelCard, sha256_of
 from training import checkpoint
 from training.cli import main as train_main
-from training.export import ExportError, example_inputs, export, parity
+from training.export import ExportError, example_inputs, export, parity, reproducing_command
 from training.networks import NetworkSpec
 from training.trainer import generator_from_checkpoint
 
@@ -78,3 +78,11 @@ def test_export_cli_rejects_a_corrupt_checkpoint(tmp_path) -> None:
     assert result.returncode == 2
     assert "corrupt or unreadable" in result.stderr and str(broken) in result.stderr
     assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+def test_card_command_drops_resume_because_resuming_is_exact() -> None:
+    cmd = "python -m training --arch cgan --resume 'runs/a b/checkpoint.pt' --epochs 8"
+    assert reproducing_command(cmd) == "python -m training --arch cgan --epochs 8"
+    assert reproducing_command("python -m training --resume=x.pt --seed 1") == (
+        "python -m training --seed 1"
+    )

@@ -32,7 +32,8 @@ def test_shipped_model_matches_its_card(name: str) -> None:
         (image,) = session.run(card.output_names, feed)
         assert image.shape == (batch, card.image.channels, card.image.height, card.image.width)
         low, high = card.output_range
-        assert image.min() >= low and image.max() <= high
+        # ONNX Runtime's vectorised tanh may overshoot ±1 by an ulp; the service clips anyway
+        assert image.min() >= low - 1e-6 and image.max() <= high + 1e-6
         assert image.std() > 0.1  # not a constant image
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -109,6 +110,22 @@ def parity(generator: torch.nn.Module, spec: NetworkSpec, path: Path, tolerance:
     return worst
 
 
+def reproducing_command(command: str) -> str:
+    """The training command without `--resume PATH`: resuming is exact, so the plain command
+    reproduces the same weights in one go (and needs no checkpoint to exist)."""
+    words = shlex.split(command)
+    kept: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word == "--resume":
+            skip = True
+        elif not word.startswith("--resume="):
+            kept.append(word)
+    return shlex.join(kept)
+
+
 def default_name(checkpoint_path: Path) -> str:
     raw = checkpoint_path.parent.name or "generator"
     return re.sub(r"[^a-z0-9._-]+", "-", raw.lower()).strip("-._") or "generator"
@@ -147,7 +164,7 @@ def export(
         sha256=sha256_of(model_path),
         parameters=count_parameters(generator),
         training=Training(
-            command=state.get("command", ""),
+            command=reproducing_command(state.get("command", "")),
             epochs=state["epoch"],
             steps=state["step"],
             loss=cfg["loss"],
