@@ -1,4 +1,5 @@
-"""uint8 batches -> encoded image files. Pure CPU work, called in a thread off the event loop."""
+"""uint8 batches -> encoded image files. Pure CPU work; the service runs all but small outputs
+in a worker thread (service/app.py, `encode_off_loop`)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@
 | `GAN_ORT_THREADS` | `1` | intra-op threads per ONNX Runtime session |
 | `GAN_BATCHING` | `auto` | `adaptive` (BentoML batching service), `inprocess`, or `auto` |
 | `GAN_MAX_BATCH_SIZE` | `256` | adaptive path: most images merged into one `session.run` |
-| `GAN_MAX_LATENCY_MS` | `2000` | adaptive path: requests queued longer than this get 503 |
+| `GAN_MAX_LATENCY_MS` | `5000` | adaptive path: requests queued longer than this get 503 |
 | `GAN_WORKERS` | `1` | worker processes of the public API service |
 """
 
@@ -85,7 +85,7 @@ class Settings:
             ort_threads=_int_env("GAN_ORT_THREADS", 1, 0, 256),
             batching=mode,  # type: ignore[arg-type]
             max_batch_size=_int_env("GAN_MAX_BATCH_SIZE", 256, 64, 65536),
-            max_latency_ms=_int_env("GAN_MAX_LATENCY_MS", 2000, 10, 600_000),
+            max_latency_ms=_int_env("GAN_MAX_LATENCY_MS", 5000, 10, 600_000),
             workers=_int_env("GAN_WORKERS", 1, 1, 64),
         )
 
