@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
 
 from bench.common import inputs, session, shipped_models
-from bench.naive_server import MAX_N, BadRequest, parse, render
+from bench.naive_server import MAX_N, BadRequest, parse, reference_app, render, run
 
 
 def build_app() -> Starlette:
@@ -35,16 +33,7 @@ def build_app() -> Starlette:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return Response(pngs[model.name, n], media_type="image/png")
 
-    async def ready(_: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    return Starlette(
-        routes=[
-            Route("/generate", generate, methods=["POST"]),
-            Route("/readyz", ready),
-            Route("/livez", ready),
-        ]
-    )
+    return reference_app(generate)
 
 
 def main() -> None:
@@ -52,7 +41,7 @@ def main() -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3002)
     args = p.parse_args()
-    uvicorn.run(build_app(), host=args.host, port=args.port, log_level="warning", access_log=False)
+    run(build_app(), args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,31 +11,17 @@ import onnxruntime as ort
 from service.card import MODEL_FILE, ModelCard, sha256_of
 from service.engine import Engine
 from service.latents import class_vector, latents_from_seed
-from service.registry import load_entry
+from service.registry import ModelEntry, load_entry
 from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = Path(os.environ.get("GAN_MODELS_DIR", ROOT / "models"))
 
 
-@dataclass(frozen=True)
-class Model:
-    folder: Path
-    card: ModelCard
-
-    @property
-    def name(self) -> str:
-        return self.card.name
-
-    @property
-    def path(self) -> Path:
-        return self.folder / MODEL_FILE
-
-
-def shipped_models(models_dir: Path = MODELS_DIR) -> list[Model]:
-    """Every model folder with a card, sorted by name: whatever is there now."""
+def shipped_models(models_dir: Path = MODELS_DIR) -> list[ModelEntry]:
+    """Every model folder with a card, sorted by name, checked as the service checks it."""
     folders = sorted(p.parent for p in Path(models_dir).glob("*/card.json"))
-    return [Model(f, ModelCard.load(f)) for f in folders]
+    return [load_entry(f) for f in folders]
 
 
 def inputs(card: ModelCard, n: int, seed: int = 0, label: int = 0) -> dict[str, np.ndarray]:
@@ -60,11 +45,11 @@ def devices() -> list[str]:
     return ["cpu", "cuda"] if "CUDAExecutionProvider" in ort.get_available_providers() else ["cpu"]
 
 
-def session(model: Model, device: str = "cpu") -> ort.InferenceSession:
+def session(model: ModelEntry, device: str = "cpu") -> ort.InferenceSession:
     """The session exactly as the service builds it (`service.engine.Engine`: its session
     options, thread count from GAN_ORT_THREADS, warm-up), restricted to one device."""
     threads = Settings.from_env().ort_threads
-    return Engine(load_entry(model.folder), providers_for(device), threads).session
+    return Engine(model, providers_for(device), threads).session
 
 
 def describe_options(sess: ort.InferenceSession) -> str:
@@ -77,7 +62,7 @@ def describe_options(sess: ort.InferenceSession) -> str:
     )
 
 
-def fp16_variant(model: Model, out_dir: Path) -> Model:
+def fp16_variant(model: ModelEntry, out_dir: Path) -> ModelEntry:
     """An FP16 copy of `model` in `out_dir`, converted as `training.export --fp16` does
     (float32 inputs and outputs kept), with a matching card, so the Engine accepts it."""
     import onnx
@@ -85,7 +70,7 @@ def fp16_variant(model: Model, out_dir: Path) -> Model:
 
     folder = Path(out_dir) / f"{model.name}-fp16"
     folder.mkdir(parents=True, exist_ok=True)
-    half = convert_float_to_float16(onnx.load(str(model.path)), keep_io_types=True)
+    half = convert_float_to_float16(onnx.load(str(model.onnx_path)), keep_io_types=True)
     onnx.save(half, str(folder / MODEL_FILE))
     card = model.card.model_copy(
         update={
@@ -95,4 +80,4 @@ def fp16_variant(model: Model, out_dir: Path) -> Model:
         }
     )
     card.save(folder)
-    return Model(folder, card)
+    return ModelEntry(card, folder)

@@ -94,7 +94,7 @@ def count(path: Path, name: str = "") -> Flops:
 
 
 def run() -> list[Flops]:
-    return [count(m.path, m.name) for m in shipped_models()]
+    return [count(m.onnx_path, m.name) for m in shipped_models()]
 
 
 def main() -> None:

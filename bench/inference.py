@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from bench.common import Model, devices, fp16_variant, inputs, session, shipped_models
+from bench.common import devices, fp16_variant, inputs, session, shipped_models
+from service.registry import ModelEntry
 
 BATCHES = (1, 8, 32, 64, 128, 256)
 
@@ -51,7 +52,7 @@ def _loop(
 
 
 def measure(
-    model: Model, device: str, batch: int, seconds: float, streams: int = 1
+    model: ModelEntry, device: str, batch: int, seconds: float, streams: int = 1
 ) -> InferencePoint:
     sess = session(model, device)
     feeds = inputs(model.card, batch, seed=batch)
@@ -82,7 +83,7 @@ def measure(
     )
 
 
-def _variants(device: str, tmp: Path) -> list[Model]:
+def _variants(device: str, tmp: Path) -> list[ModelEntry]:
     """The shipped models; on CUDA also an FP16 conversion of each FP32 one."""
     models = shipped_models()
     if device == "cuda":

@@ -11,6 +11,7 @@ would only add hand-offs (`--threadpool` to measure that variant).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 import onnxruntime as ort
@@ -21,8 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bench.common import Model, inputs, session, shipped_models
+from bench.common import inputs, session, shipped_models
 from service import imaging
+from service.registry import ModelEntry
 from service.render import grid_bytes
 
 MAX_N = 64
@@ -32,7 +34,7 @@ class BadRequest(ValueError):
     pass
 
 
-def parse(body: object, models: dict[str, Model]) -> tuple[Model, int, int, int, str]:
+def parse(body: object, models: dict[str, ModelEntry]) -> tuple[ModelEntry, int, int, int, str]:
     """(model, n, seed, label, format) from a /generate body; BadRequest names the field."""
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
@@ -61,7 +63,7 @@ def build_app(threadpool: bool = False) -> Starlette:
     models = {m.name: m for m in shipped_models()}
     sessions: dict[str, ort.InferenceSession] = {n: session(m) for n, m in models.items()}
 
-    def generate_sync(model: Model, n: int, seed: int, label: int, fmt: str) -> bytes:
+    def generate_sync(model: ModelEntry, n: int, seed: int, label: int, fmt: str) -> bytes:
         out = model.card.output_names[0]
         (images,) = sessions[model.name].run([out], inputs(model.card, n, seed, label))
         return render(images, fmt)
@@ -75,6 +77,12 @@ def build_app(threadpool: bool = False) -> Starlette:
         data = await run_in_threadpool(generate_sync, *args) if threadpool else generate_sync(*args)
         return Response(data, media_type=imaging.FORMATS[fmt])
 
+    return reference_app(generate)
+
+
+def reference_app(generate: Callable[[Request], Awaitable[Response]]) -> Starlette:
+    """POST /generate plus the probes `bench.servers` waits on; shared with the bare server."""
+
     async def ready(_: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -87,19 +95,17 @@ def build_app(threadpool: bool = False) -> Starlette:
     )
 
 
+def run(app: Starlette, host: str, port: int) -> None:
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3001)
     p.add_argument("--threadpool", action="store_true", help="run ORT off the event loop")
     args = p.parse_args()
-    uvicorn.run(
-        build_app(args.threadpool),
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        access_log=False,
-    )
+    run(build_app(args.threadpool), args.host, args.port)
 
 
 if __name__ == "__main__":
