@@ -181,17 +181,26 @@ class GanService:
             headers["X-Seed"] = str(plan.seed)
         return headers
 
+    async def _image_response(
+        self,
+        make_plan: Callable[..., Plan],
+        request: GenerateRequest | InterpolateRequest,
+        encode: Callable[..., bytes],
+        *args: object,
+    ) -> Response:
+        """Plan (a 4xx naming the field on bad input), infer, encode: one image response."""
+        try:
+            plan = make_plan(REGISTRY, request)
+        except RequestError as exc:
+            return exc.response()
+        pixels = await self._infer(plan)
+        body = await encode_off_loop(encode, pixels, *args)
+        return Response(body, media_type=FORMATS[request.format], headers=self._headers(plan))
+
     @bentoml.api(route="/generate")
     async def generate(self, request: GenerateRequest, /) -> Image.Image:
         """`n` images as one PNG/JPEG/WebP (a grid when n > 1). X-Seed reports the seed used."""
-        try:
-            plan = plan_generate(REGISTRY, request)
-        except RequestError as exc:
-            return exc.response()  # type: ignore[return-value]
-        pixels = await self._infer(plan)
-        body = await encode_off_loop(grid_bytes, pixels, request.format)
-        media_type = FORMATS[request.format]
-        return Response(body, media_type=media_type, headers=self._headers(plan))  # type: ignore[return-value]
+        return await self._image_response(plan_generate, request, grid_bytes, request.format)  # type: ignore[return-value]
 
     @bentoml.api(route="/samples")
     async def samples(self, request: GenerateRequest, /) -> SamplesResponse:
@@ -217,16 +226,8 @@ class GanService:
     @bentoml.api(route="/interpolate")
     async def interpolate(self, request: InterpolateRequest, /) -> Image.Image:
         """`steps` frames from start to end (slerp or lerp; labels morph too): PNG strip or GIF."""
-        try:
-            plan = plan_interpolate(REGISTRY, request)
-        except RequestError as exc:
-            return exc.response()  # type: ignore[return-value]
-        pixels = await self._infer(plan)
-        if request.format == "gif":
-            body = await encode_off_loop(gif_bytes, pixels)
-        else:
-            body = await encode_off_loop(strip_bytes, pixels)
-        return Response(body, media_type=FORMATS[request.format], headers=self._headers(plan))  # type: ignore[return-value]
+        encode = gif_bytes if request.format == "gif" else strip_bytes
+        return await self._image_response(plan_interpolate, request, encode)  # type: ignore[return-value]
 
 
 GanService.add_asgi_middleware(FieldErrorMiddleware)
