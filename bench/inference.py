@@ -2,10 +2,12 @@
 
     python -m bench.inference [--seconds 1.5] [--batches 1 8 32 64 128 256]
 
-Sessions are built by the service's own `Engine` (same options and thread count), on CPU
-and, where onnxruntime-gpu sees one, on CUDA. On CPU each point is measured with one caller
-and with one caller per core sharing the session (the in-process service calls it from
-several threads). On CUDA an FP16 conversion of each FP32 model is measured too.
+Calls go through the service's own `Engine.run_float` (same session options, thread count
+and IO binding choice), on CPU and, where onnxruntime-gpu sees one, on CUDA. On CPU each
+point is measured with one caller and with one caller per core sharing the session (the
+in-process service runs up to GAN_BATCHES_IN_FLIGHT batches at once). On CUDA an FP16
+conversion of each FP32 model is measured too, and each model once more without IO binding
+(device `cuda-no-iobinding`), which shows whether the binding pays on that GPU.
 Inputs are built outside the timed region.
 """
 
@@ -18,14 +20,16 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-from bench.common import devices, fp16_variant, inputs, session, shipped_models
+from bench.common import devices, fp16_variant, inputs, providers_for, shipped_models
+from service.engine import Engine
 from service.registry import ModelEntry
+from service.settings import Settings
 
 BATCHES = (1, 8, 32, 64, 128, 256)
 
@@ -42,28 +46,41 @@ class InferencePoint:
     p95_ms: float
 
 
-def _loop(
-    sess: ort.InferenceSession, out: list[str], feeds: dict, deadline: float, times: list[float]
-) -> None:
+NO_IO_BINDING = "-no-iobinding"  # device suffix of the points measured without IO binding
+
+
+def _loop(call: Callable[[], object], deadline: float, times: list[float]) -> None:
     while time.perf_counter() < deadline or len(times) < 5:
         t0 = time.perf_counter()
-        sess.run(out, feeds)
+        call()
         times.append(time.perf_counter() - t0)
 
 
 def measure(
-    model: ModelEntry, device: str, batch: int, seconds: float, streams: int = 1
+    model: ModelEntry,
+    device: str,
+    batch: int,
+    seconds: float,
+    streams: int = 1,
+    io_binding: bool | None = None,
 ) -> InferencePoint:
-    sess = session(model, device)
+    """`io_binding` None: as the service runs it; False: plain `session.run` (labelled)."""
+    settings = Settings.from_env()
+    binding = settings.io_binding if io_binding is None else io_binding
+    engine = Engine(
+        model, providers_for(device), settings.ort_threads, announce=False, io_binding=binding
+    )
     feeds = inputs(model.card, batch, seed=batch)
-    out = [model.card.output_names[0]]
+
+    def call() -> object:
+        return engine.run_float(feeds["z"], feeds.get("y"))
+
     for _ in range(3):  # warm-up: allocations, kernel selection
-        sess.run(out, feeds)
+        call()
     per_stream: list[list[float]] = [[] for _ in range(streams)]
     t0 = time.perf_counter()
     threads = [  # ORT releases the GIL in run(): streams really run in parallel
-        threading.Thread(target=_loop, args=(sess, out, feeds, t0 + seconds, times))
-        for times in per_stream
+        threading.Thread(target=_loop, args=(call, t0 + seconds, times)) for times in per_stream
     ]
     for t in threads:
         t.start()
@@ -73,7 +90,7 @@ def measure(
     arr = np.concatenate([np.array(t) for t in per_stream])
     return InferencePoint(
         model=model.name,
-        device=device,
+        device=device if io_binding is not False else device + NO_IO_BINDING,
         batch=batch,
         streams=streams,
         runs=len(arr),
@@ -97,16 +114,18 @@ def run(seconds: float = 1.5, batches: tuple[int, ...] = BATCHES) -> list[Infere
     with tempfile.TemporaryDirectory(prefix="bench-fp16-") as tmp:
         for device in devices():
             streams_list = sorted({1, os.cpu_count() or 1}) if device == "cpu" else [1]
-            for model in _variants(device, Path(tmp)):
-                for streams in streams_list:
-                    for batch in batches:
-                        point = measure(model, device, batch, seconds, streams)
-                        print(
-                            f"  {point.model:<20} {device:<4} x{streams} batch {batch:>3}: "
-                            f"{point.images_per_s:9.0f} img/s  p50 {point.p50_ms:7.2f} ms",
-                            flush=True,
-                        )
-                        points.append(point)
+            bindings = [None, False] if device == "cuda" else [None]
+            for model, streams, binding in itertools.product(
+                _variants(device, Path(tmp)), streams_list, bindings
+            ):
+                for batch in batches:
+                    point = measure(model, device, batch, seconds, streams, binding)
+                    print(
+                        f"  {point.model:<20} {point.device:<4} x{streams} batch {batch:>3}: "
+                        f"{point.images_per_s:9.0f} img/s  p50 {point.p50_ms:7.2f} ms",
+                        flush=True,
+                    )
+                    points.append(point)
     return points
 
 

@@ -4,9 +4,9 @@ Two inference paths, one setting (`GAN_BATCHING`, see service/settings.py):
 - `adaptive`: `GanService` sends each request's latents, one array row per image, to the
   batchable `GanGenerator.generate_batch` through `bentoml.depends`; BentoML's adaptive
   batching merges rows from concurrent requests into one `session.run` per model.
-- `inprocess`: `GanService` runs its own ONNX Runtime sessions in a worker thread; no hop.
-  Concurrent requests still share calls: service/batcher.py queues them while a batch
-  runs and sends everything queued as the next batch.
+- `inprocess`: `GanService` runs its own ONNX Runtime sessions on inference threads; no hop.
+  Concurrent requests still share calls: service/batcher.py queues them, and a free
+  inference thread takes everything queued as its next batch.
 `auto` (default) picks adaptive when a GPU provider is available, in-process otherwise:
 on CPU the hop costs more than batching saves (README, "Batching").
 
@@ -100,7 +100,9 @@ class GanGenerator:
     """Batched ONNX Runtime inference: latents in, uint8 pixels out (pickled, 1 B/pixel)."""
 
     def __init__(self) -> None:
-        self.engines = build_engines(REGISTRY, SETTINGS.providers, SETTINGS.ort_threads)
+        self.engines = build_engines(
+            REGISTRY, SETTINGS.providers, SETTINGS.ort_threads, SETTINGS.io_binding
+        )
 
     @bentoml.api(
         batchable=True,
@@ -148,9 +150,13 @@ class GanService:
         self.engines: dict[str, Engine] = {}
         self.batchers: dict[str, MicroBatcher] = {}
         if SETTINGS.batching == "inprocess":
-            self.engines = build_engines(REGISTRY, SETTINGS.providers, SETTINGS.ort_threads)
+            self.engines = build_engines(
+                REGISTRY, SETTINGS.providers, SETTINGS.ort_threads, SETTINGS.io_binding
+            )
             self.batchers = {
-                name: MicroBatcher(name, engine.run, SETTINGS.max_batch_size)
+                name: MicroBatcher(
+                    name, engine.run, SETTINGS.max_batch_size, SETTINGS.batches_in_flight
+                )
                 for name, engine in self.engines.items()
             }
         self._providers: dict[str, str] | None = None

@@ -2,6 +2,11 @@
 
 The session returns float32 in [-1, 1]; `Engine.run` converts to uint8 right after the
 call, so whatever crosses a process boundary afterwards is 1 byte per pixel, not 4.
+
+On a GPU provider the engine runs through IO binding: the output is allocated in device
+memory by ORT's arena and copied to the host once, explicitly, instead of `session.run`'s
+per-call output allocation and implicit copy. `bench/inference.py` measures both ways on
+CUDA, so whether it pays on a given GPU is a number in BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -67,50 +72,82 @@ def check_graph(session: ort.InferenceSession, entry: ModelEntry) -> None:
         )
 
 
+# ORT device names for `IOBinding.bind_output`, per provider that keeps outputs on a GPU.
+DEVICE_OF_PROVIDER = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda"}
+
+
 class Engine:
-    """A warmed-up ONNX Runtime session for one model folder."""
+    """A warmed-up ONNX Runtime session for one model folder.
+
+    `io_binding`: None (default) uses it exactly when the graph runs on a GPU provider;
+    True or False forces it (True works on CPU too, where it is only a parity check).
+    """
 
     def __init__(
-        self, entry: ModelEntry, providers: list[str], threads: int = 1, announce: bool = True
+        self,
+        entry: ModelEntry,
+        providers: list[str],
+        threads: int = 1,
+        announce: bool = True,
+        io_binding: bool | None = None,
     ) -> None:
         self.entry = entry
         self.card = entry.card
         self.session = open_session(entry, providers, threads)
         # The first provider ORT actually attached is the one that runs the graph.
         self.provider = self.session.get_providers()[0]
+        self.output_device = DEVICE_OF_PROVIDER.get(self.provider, "cpu")
+        self.io_binding = self.output_device != "cpu" if io_binding is None else io_binding
         check_graph(self.session, entry)
         self._warm_up()
         if announce:
-            logger.info("model %s runs on %s", self.card.name, self.provider)
+            binding = " with IO binding" if self.io_binding else ""
+            logger.info("model %s runs on %s%s", self.card.name, self.provider, binding)
 
     def _warm_up(self) -> None:
         im = self.card.image
         for n in WARMUP_BATCHES:
             z = np.zeros((n, self.card.latent_dim), dtype=np.float32)
             y = np.full((n, self.card.num_classes), 1.0 / max(self.card.num_classes, 1), np.float32)
-            out = self._run_float(z, y if self.card.conditional else None)
+            out = self.run_float(z, y if self.card.conditional else None)
             if out.shape != (n, im.channels, im.height, im.width):
                 raise ModelFolderError(
                     f"{self.entry.onnx_path}: batch {n} gave shape {out.shape}, card says "
                     f"{(n, im.channels, im.height, im.width)}"
                 )
 
-    def _run_float(self, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+    def run_float(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
+        """The graph's float32 output for these inputs, [N, C, H, W] in [-1, 1]."""
         feeds = {"z": z} if y is None else {"z": z, "y": y}
-        return self.session.run([self.card.output_names[0]], feeds)[0]
+        output = self.card.output_names[0]
+        if not self.io_binding:
+            return self.session.run([output], feeds)[0]
+        # A binding per call: the in-process batcher may run several batches at once.
+        binding = self.session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        binding.bind_output(output, self.output_device)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
 
     def run(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         """Latents [N, latent_dim] (+ class vectors [N, classes]) -> uint8 images [N, C, H, W]."""
         start = time.perf_counter()
-        images = to_uint8(self._run_float(z, y))
+        images = to_uint8(self.run_float(z, y))
         record_batch(self.card.name, len(z), time.perf_counter() - start)
         return images
 
 
 def build_engines(
-    entries: dict[str, ModelEntry], providers: list[str], threads: int
+    entries: dict[str, ModelEntry],
+    providers: list[str],
+    threads: int,
+    io_binding: bool | None = None,
 ) -> dict[str, Engine]:
-    return {name: Engine(entry, providers, threads) for name, entry in entries.items()}
+    return {
+        name: Engine(entry, providers, threads, io_binding=io_binding)
+        for name, entry in entries.items()
+    }
 
 
 def verify_models(entries: dict[str, ModelEntry]) -> None:

@@ -6,7 +6,9 @@
 | `GAN_PROVIDERS` | `cuda,cpu` | ONNX Runtime execution providers in order of preference |
 | `GAN_ORT_THREADS` | `1` | intra-op threads per ONNX Runtime session |
 | `GAN_BATCHING` | `auto` | `adaptive` (BentoML batching service), `inprocess`, or `auto` |
-| `GAN_MAX_BATCH_SIZE` | `256` | adaptive path: most images merged into one `session.run` |
+| `GAN_MAX_BATCH_SIZE` | `256` | most images merged into one `session.run` |
+| `GAN_BATCHES_IN_FLIGHT` | `2` | in-process path: batches per model running at once |
+| `GAN_IO_BINDING` | `auto` | `on`, `off`, or `auto` = on exactly when a model runs on a GPU |
 | `GAN_MAX_LATENCY_MS` | `5000` | adaptive path: requests queued longer than this get 503 |
 | `GAN_WORKERS` | `1` | worker processes of the public API service |
 """
@@ -47,6 +49,15 @@ def _int_env(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def _switch_env(name: str) -> bool | None:
+    """`on` / `off` / `auto` (or unset) -> True / False / None."""
+    raw = os.environ.get(name, "").strip().lower() or "auto"
+    choices = {"on": True, "off": False, "auto": None}
+    if raw not in choices:
+        raise SettingsError(f"{name}={raw!r}: use on, off or auto")
+    return choices[raw]
+
+
 def parse_providers(raw: str) -> list[str]:
     """`cuda,cpu` -> ONNX Runtime provider names; CPU is always the last resort."""
     names = [p.strip().lower() for p in raw.split(",") if p.strip()]
@@ -69,6 +80,8 @@ class Settings:
     batching: Batching
     max_batch_size: int
     max_latency_ms: int
+    batches_in_flight: int
+    io_binding: bool | None  # None: decided per model by its provider
     workers: int
 
     @classmethod
@@ -86,6 +99,8 @@ class Settings:
             batching=mode,  # type: ignore[arg-type]
             max_batch_size=_int_env("GAN_MAX_BATCH_SIZE", 256, 64, 65536),
             max_latency_ms=_int_env("GAN_MAX_LATENCY_MS", 5000, 10, 600_000),
+            batches_in_flight=_int_env("GAN_BATCHES_IN_FLIGHT", 2, 1, 64),
+            io_binding=_switch_env("GAN_IO_BINDING"),
             workers=_int_env("GAN_WORKERS", 1, 1, 64),
         )
 

@@ -72,6 +72,7 @@ def test_engine_runs_on_cuda_by_default(folder: Path) -> None:
     engine = Engine(load_entry(folder), parse_providers("cuda,cpu"), threads=1)
     assert engine.provider == CUDA
     assert engine.session.get_providers()[0] == CUDA
+    assert engine.io_binding and engine.output_device == "cuda"  # the default on a GPU
     feeds = _feeds(engine.card, 64)
     images = engine.run(feeds["z"], feeds.get("y"))
     assert images.dtype == np.uint8 and images.shape[0] == 64

@@ -146,14 +146,43 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setenv("GAN_MODELS_DIR", str(tmp_path))
     monkeypatch.setenv("GAN_BATCHING", "adaptive")
     monkeypatch.setenv("GAN_ORT_THREADS", "2")
+    assert Settings.from_env().batches_in_flight == 2  # the default
+    monkeypatch.setenv("GAN_BATCHES_IN_FLIGHT", "3")
     settings = Settings.from_env()
     assert settings.models_dir == tmp_path
     assert settings.batching == "adaptive" and settings.ort_threads == 2
+    assert settings.batches_in_flight == 3 and settings.io_binding is None
+    monkeypatch.setenv("GAN_IO_BINDING", "off")
+    assert Settings.from_env().io_binding is False
     monkeypatch.setenv("GAN_PROVIDERS", "cpu")
     monkeypatch.setenv("GAN_BATCHING", "auto")
     assert Settings.from_env().batching == "inprocess"  # no GPU provider asked for
-    for name, value in [("GAN_BATCHING", "sometimes"), ("GAN_ORT_THREADS", "-1")]:
+    bad = [
+        ("GAN_BATCHING", "sometimes"),
+        ("GAN_ORT_THREADS", "-1"),
+        ("GAN_BATCHES_IN_FLIGHT", "0"),
+        ("GAN_IO_BINDING", "maybe"),
+    ]
+    for name, value in bad:
         monkeypatch.setenv(name, value)
         with pytest.raises(SettingsError, match=name):
             Settings.from_env()
         monkeypatch.delenv(name)
+
+
+def test_io_binding_gives_the_same_pixels_as_session_run() -> None:
+    """The GPU path's IO binding, checked on CPU where it has to match `session.run` exactly."""
+    from service.engine import Engine
+    from service.registry import load_entry
+
+    entry = load_entry(MODELS_DIR / "fashion-cgan")
+    cpu = ["CPUExecutionProvider"]
+    assert not Engine(entry, cpu, announce=False).io_binding  # auto: only on a GPU provider
+    plain = Engine(entry, cpu, announce=False, io_binding=False)
+    bound = Engine(entry, cpu, announce=False, io_binding=True)
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((12, 2 * entry.card.latent_dim), dtype=np.float32)[:, ::2]
+    y = np.eye(entry.card.num_classes, dtype=np.float32)[rng.integers(0, 10, 12)]
+    expected = plain.run_float(np.ascontiguousarray(z), y)
+    np.testing.assert_array_equal(bound.run_float(z, y), expected)  # strided z is accepted
+    np.testing.assert_array_equal(bound.run(z, y), plain.run(np.ascontiguousarray(z), y))
