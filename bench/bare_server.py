@@ -1,6 +1,6 @@
 """Reference server: the HTTP limit of this machine on the service's stack (uvicorn/Starlette).
 
-    python -m bench.bare_server --port 3002
+    python -m bench.bare_server --port 3002 [--workers N]
 
 Parses the same `POST /generate` body as the naive server, then answers with a PNG grid of
 `n` images generated once at start-up: no inference and no encoding per request.
@@ -15,7 +15,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from bench.common import inputs, session, shipped_models
-from bench.naive_server import MAX_N, BadRequest, parse, reference_app, render, run
+from bench.naive_server import (
+    MAX_N,
+    BadRequest,
+    parse,
+    reference_app,
+    render,
+    run,
+    worker_count,
+)
 
 
 def build_app() -> Starlette:
@@ -40,8 +48,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3002)
+    p.add_argument("--workers", type=worker_count, default=1, help="uvicorn processes")
     args = p.parse_args()
-    run(build_app(), args.host, args.port)
+    run("bench.bare_server:build_app", args.host, args.port, args.workers)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
 """Reference server: Starlette + uvicorn + ORT, one request → one `session.run`, no batching.
 
-    python -m bench.naive_server --port 3001
+    python -m bench.naive_server --port 3001 [--workers N] [--threadpool]
 
 Same models, same session options, same latents and image encoding as the service; accepts
 the `POST /generate` subset {model, n, seed, label, format} and answers one grid image.
 The handler runs inline on the event loop: with ORT already using every core, a thread pool
-would only add hand-offs (`--threadpool` to measure that variant).
+would only add hand-offs (`--threadpool` to measure that variant). `--workers N` runs N
+uvicorn processes, as many as the service's API workers, so that a comparison between the
+two measures batching rather than process count.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 from collections.abc import Awaitable, Callable
 
 import numpy as np
@@ -80,6 +84,10 @@ def build_app(threadpool: bool = False) -> Starlette:
     return reference_app(generate)
 
 
+def build_threadpool_app() -> Starlette:
+    return build_app(threadpool=True)
+
+
 def reference_app(generate: Callable[[Request], Awaitable[Response]]) -> Starlette:
     """POST /generate plus the probes `bench.servers` waits on; shared with the bare server."""
 
@@ -95,17 +103,49 @@ def reference_app(generate: Callable[[Request], Awaitable[Response]]) -> Starlet
     )
 
 
-def run(app: Starlette, host: str, port: int) -> None:
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+def run(factory: str, host: str, port: int, workers: int = 1) -> None:
+    """Serve the app that `module:function` builds, in `workers` uvicorn processes."""
+    config = uvicorn.Config(
+        factory, factory=True, host=host, port=port, log_level="warning", access_log=False
+    )
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return
+    # Not uvicorn's own `workers=`: it binds the listener with proto 0, so asyncio leaves
+    # Nagle on for accepted connections and every keep-alive request after the first waits
+    # ~40 ms for a delayed ACK (uvicorn #3149; measured 44 ms p50 at 1 client). Bind it here
+    # as TCP and fork the workers onto it; `bench.servers` stops them with the process group.
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host, port))
+    listener.listen(2048)
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the app (and its ORT sessions) is built in each worker after the fork
+            uvicorn.Server(config).run(sockets=[listener])
+            os._exit(0)
+        children.append(pid)
+    for pid in children:
+        os.waitpid(pid, 0)
+
+
+def worker_count(raw: str) -> int:
+    workers = int(raw)
+    if workers < 1:
+        raise argparse.ArgumentTypeError("--workers must be at least 1")
+    return workers
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=3001)
+    p.add_argument("--workers", type=worker_count, default=1, help="uvicorn processes")
     p.add_argument("--threadpool", action="store_true", help="run ORT off the event loop")
     args = p.parse_args()
-    run(build_app(args.threadpool), args.host, args.port)
+    factory = "build_threadpool_app" if args.threadpool else "build_app"
+    run(f"bench.naive_server:{factory}", args.host, args.port, args.workers)
 
 
 if __name__ == "__main__":

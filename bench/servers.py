@@ -104,12 +104,12 @@ def serve(
         log_path.unlink(missing_ok=True)
 
 
-def naive(port: int) -> list[str]:
-    return [PY, "-m", "bench.naive_server", "--port", str(port)]
+def naive(port: int, workers: int = 1) -> list[str]:
+    return [PY, "-m", "bench.naive_server", "--port", str(port), "--workers", str(workers)]
 
 
-def bare(port: int) -> list[str]:
-    return [PY, "-m", "bench.bare_server", "--port", str(port)]
+def bare(port: int, workers: int = 1) -> list[str]:
+    return [PY, "-m", "bench.bare_server", "--port", str(port), "--workers", str(workers)]
 
 
 @contextlib.contextmanager
@@ -142,23 +142,29 @@ class Server:
 
 def all_servers() -> list[Server]:
     """bare, naive, the service with its defaults, and the service in its other batching mode."""
-    default = Settings.from_env().batching  # what `auto` resolves to on this machine
+    settings = Settings.from_env()  # what the `auto` defaults resolve to on this machine
+    default, workers = settings.batching, settings.workers
     other = "adaptive" if default == "inprocess" else "inprocess"
+    # The reference servers get as many processes as the service has API workers, so the
+    # comparisons measure batching and the request stack, not process count.
+    processes = f"{workers} uvicorn process{'es' if workers > 1 else ''}"
     return [
         Server(
             "bare",
-            "`bench/bare_server.py`: Starlette answering a precomputed PNG (the HTTP limit)",
-            functools.partial(python_server, bare),
+            "`bench/bare_server.py`: Starlette answering a precomputed PNG (the HTTP limit), "
+            + processes,
+            functools.partial(python_server, functools.partial(bare, workers=workers)),
         ),
         Server(
             "naive",
             "`bench/naive_server.py`: Starlette + ORT, one request → one "
-            "`session.run`, inline on the event loop",
-            functools.partial(python_server, naive),
+            f"`session.run`, inline on the event loop, {processes}",
+            functools.partial(python_server, functools.partial(naive, workers=workers)),
         ),
         Server(
             "service",
-            f"`bentoml serve` with the project defaults (GAN_BATCHING=auto → `{default}` here)",
+            "`bentoml serve` with the project defaults (GAN_BATCHING=auto → "
+            f"`{default}` here, GAN_WORKERS=auto → {workers})",
             bentoml_service,
         ),
         Server(

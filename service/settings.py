@@ -7,14 +7,15 @@
 | `GAN_ORT_THREADS` | `1` | intra-op threads per ONNX Runtime session |
 | `GAN_BATCHING` | `auto` | `adaptive` (BentoML batching service), `inprocess`, or `auto` |
 | `GAN_MAX_BATCH_SIZE` | `256` | most images merged into one `session.run` |
-| `GAN_BATCHES_IN_FLIGHT` | `2` | in-process path: batches per model running at once |
+| `GAN_BATCHES_IN_FLIGHT` | `1` | in-process path: batches per model and worker running at once |
 | `GAN_IO_BINDING` | `auto` | `on`, `off`, or `auto` = on exactly when a model runs on a GPU |
 | `GAN_MAX_LATENCY_MS` | `5000` | adaptive path: requests queued longer than this get 503 |
-| `GAN_WORKERS` | `1` | worker processes of the public API service |
+| `GAN_WORKERS` | `auto` | API processes; `auto`: 1 per usable core (≤ 8) in-process on CPU, or 1 |
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,26 @@ def _int_env(name: str, default: int, low: int, high: int) -> int:
     if not low <= value <= high:
         raise SettingsError(f"{name}={value} is outside {low}..{high}")
     return value
+
+
+def _auto_int_env(name: str, auto: int, low: int, high: int) -> int:
+    """Like `_int_env`, with `auto` (or unset) meaning the computed default."""
+    if os.environ.get(name, "").strip().lower() in ("", "auto"):
+        return auto
+    return _int_env(name, auto, low, high)
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may use: its affinity, capped by a cgroup v2 CPU quota (what a
+    Kubernetes CPU limit sets; `os.cpu_count()` would report the whole node)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores or 1, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota: the affinity stands
+    return max(1, cores or 1)
 
 
 def _switch_env(name: str) -> bool | None:
@@ -90,8 +111,12 @@ class Settings:
         mode = os.environ.get("GAN_BATCHING", "auto").strip().lower() or "auto"
         if mode not in ("auto", "adaptive", "inprocess"):
             raise SettingsError(f"GAN_BATCHING={mode!r}: use auto, adaptive or inprocess")
+        accelerator = accelerator_available(providers)
         if mode == "auto":
-            mode = "adaptive" if accelerator_available(providers) else "inprocess"
+            mode = "adaptive" if accelerator else "inprocess"
+        # In-process on CPU, one API process per core: each runs its own event loop and
+        # batches, so HTTP work and inference both use every core (README, "Batching").
+        auto_workers = min(usable_cpus(), 8) if mode == "inprocess" and not accelerator else 1
         return cls(
             models_dir=Path(os.environ.get("GAN_MODELS_DIR") or DEFAULT_MODELS_DIR),
             providers=providers,
@@ -99,9 +124,9 @@ class Settings:
             batching=mode,  # type: ignore[arg-type]
             max_batch_size=_int_env("GAN_MAX_BATCH_SIZE", 256, 64, 65536),
             max_latency_ms=_int_env("GAN_MAX_LATENCY_MS", 5000, 10, 600_000),
-            batches_in_flight=_int_env("GAN_BATCHES_IN_FLIGHT", 2, 1, 64),
+            batches_in_flight=_int_env("GAN_BATCHES_IN_FLIGHT", 1, 1, 64),
             io_binding=_switch_env("GAN_IO_BINDING"),
-            workers=_int_env("GAN_WORKERS", 1, 1, 64),
+            workers=_auto_int_env("GAN_WORKERS", auto_workers, 1, 64),
         )
 
 

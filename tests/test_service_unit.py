@@ -20,7 +20,7 @@ from service.latents import (
     slerp,
 )
 from service.registry import ModelFolderError, load_registry
-from service.settings import SettingsError, parse_providers
+from service.settings import SettingsError, parse_providers, usable_cpus
 from tests.conftest import MODELS_DIR, ROOT
 
 CLASSES = ["T-shirt/top", "Trouser", "Sandal", "Sneaker"]
@@ -146,7 +146,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setenv("GAN_MODELS_DIR", str(tmp_path))
     monkeypatch.setenv("GAN_BATCHING", "adaptive")
     monkeypatch.setenv("GAN_ORT_THREADS", "2")
-    assert Settings.from_env().batches_in_flight == 2  # the default
+    assert Settings.from_env().batches_in_flight == 1  # the default
     monkeypatch.setenv("GAN_BATCHES_IN_FLIGHT", "3")
     settings = Settings.from_env()
     assert settings.models_dir == tmp_path
@@ -154,9 +154,13 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert settings.batches_in_flight == 3 and settings.io_binding is None
     monkeypatch.setenv("GAN_IO_BINDING", "off")
     assert Settings.from_env().io_binding is False
+    assert settings.workers == 1  # adaptive: the API workers do no inference
     monkeypatch.setenv("GAN_PROVIDERS", "cpu")
     monkeypatch.setenv("GAN_BATCHING", "auto")
     assert Settings.from_env().batching == "inprocess"  # no GPU provider asked for
+    assert Settings.from_env().workers == min(usable_cpus(), 8)  # one per core in-process
+    monkeypatch.setenv("GAN_WORKERS", "3")
+    assert Settings.from_env().workers == 3
     bad = [
         ("GAN_BATCHING", "sometimes"),
         ("GAN_ORT_THREADS", "-1"),
