@@ -113,21 +113,27 @@ def run(factory: str, host: str, port: int, workers: int = 1) -> None:
         return
     # Not uvicorn's own `workers=`: it binds the listener with proto 0, so asyncio leaves
     # Nagle on for accepted connections and every keep-alive request after the first waits
-    # ~40 ms for a delayed ACK (uvicorn #3149; measured 44 ms p50 at 1 client). Bind it here
-    # as TCP and fork the workers onto it; `bench.servers` stops them with the process group.
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, port))
-    listener.listen(2048)
+    # ~40 ms for a delayed ACK (uvicorn #3149; measured 44 ms p50 at 1 client). And not one
+    # shared listener either: asyncio accepts every pending connection at once, so one
+    # worker could take all 32 clients of a load point. Each worker binds its own TCP
+    # listener with SO_REUSEPORT, and the kernel spreads connections over them by hash.
     children = []
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:  # the app (and its ORT sessions) is built in each worker after the fork
-            uvicorn.Server(config).run(sockets=[listener])
+            uvicorn.Server(config).run(sockets=[_reuseport_listener(host, port)])
             os._exit(0)
         children.append(pid)
     for pid in children:
-        os.waitpid(pid, 0)
+        os.waitpid(pid, 0)  # `bench.servers` stops the workers with the process group
+
+
+def _reuseport_listener(host: str, port: int) -> socket.socket:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind((host, port))
+    listener.listen(2048)
+    return listener
 
 
 def worker_count(raw: str) -> int:
