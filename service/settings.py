@@ -7,7 +7,7 @@
 | `GAN_ORT_THREADS` | `1` | intra-op threads per ONNX Runtime session |
 | `GAN_BATCHING` | `auto` | `adaptive` (BentoML batching service), `inprocess`, or `auto` |
 | `GAN_MAX_BATCH_SIZE` | `256` | most images merged into one `session.run` |
-| `GAN_BATCHES_IN_FLIGHT` | `1` | in-process path: batches per model and worker running at once |
+| `GAN_BATCHES_IN_FLIGHT` | `2` | in-process path: batches per model and worker running at once |
 | `GAN_IO_BINDING` | `auto` | `on`, `off`, or `auto` = on exactly when a model runs on a GPU |
 | `GAN_MAX_LATENCY_MS` | `5000` | adaptive path: requests queued longer than this get 503 |
 | `GAN_WORKERS` | `auto` | API processes; `auto`: 1 per usable core (≤ 8) in-process on CPU, or 1 |
@@ -124,7 +124,7 @@ class Settings:
             batching=mode,  # type: ignore[arg-type]
             max_batch_size=_int_env("GAN_MAX_BATCH_SIZE", 256, 64, 65536),
             max_latency_ms=_int_env("GAN_MAX_LATENCY_MS", 5000, 10, 600_000),
-            batches_in_flight=_int_env("GAN_BATCHES_IN_FLIGHT", 1, 1, 64),
+            batches_in_flight=_int_env("GAN_BATCHES_IN_FLIGHT", 2, 1, 64),
             io_binding=_switch_env("GAN_IO_BINDING"),
             workers=_auto_int_env("GAN_WORKERS", auto_workers, 1, 64),
         )

@@ -146,7 +146,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     monkeypatch.setenv("GAN_MODELS_DIR", str(tmp_path))
     monkeypatch.setenv("GAN_BATCHING", "adaptive")
     monkeypatch.setenv("GAN_ORT_THREADS", "2")
-    assert Settings.from_env().batches_in_flight == 1  # the default
+    assert Settings.from_env().batches_in_flight == 2  # the default
     monkeypatch.setenv("GAN_BATCHES_IN_FLIGHT", "3")
     settings = Settings.from_env()
     assert settings.models_dir == tmp_path
