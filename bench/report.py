@@ -127,12 +127,14 @@ def _gpu_section(run: Run) -> list[str]:
     if not any(p.device == "cuda" for p in run.raw):
         out += [
             "**No GPU was lent to this task**: every number above is CPU-only, and the CUDA "
-            "rows (FP32 vs FP16 images/s per batch size, service throughput at 128 clients, "
-            "fraction of peak) could not be measured. `make bench` measures them itself on a "
-            "machine where `onnxruntime-gpu` sees a CUDA device (the `cuda` device is added "
-            "automatically, and an FP16 export placed in `models/` is benchmarked like any "
-            "other model). The CUDA path is covered by `tests/test_gpu_*.py`, which run "
-            "wherever CUDA is available and skip elsewhere.",
+            "rows (FP32 vs FP16 images/s per batch size, IO binding vs plain `session.run`, "
+            "service throughput at 128 clients, fraction of peak) could not be measured. "
+            "`make bench` measures them itself on a machine where `onnxruntime-gpu` sees a "
+            "CUDA device: the `cuda` device is added automatically, with an FP16 conversion "
+            "of each FP32 model and a `cuda-no-iobinding` pass that shows whether IO binding "
+            "(on by default for GPU providers, `GAN_IO_BINDING`) pays on that GPU. The CUDA "
+            "path is covered by `tests/test_gpu_engine.py`, which runs wherever CUDA is "
+            "available and skips elsewhere.",
             "",
         ]
     out += [
