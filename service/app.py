@@ -40,6 +40,7 @@ from service.metrics import record_queue
 from service.plan import Plan, plan_generate, plan_interpolate
 from service.registry import load_registry
 from service.render import base64_images, gif_bytes, grid_bytes, strip_bytes
+from service.retry import with_fresh_connection_retry
 from service.schemas import GenerateRequest, InterpolateRequest, Sample, SamplesResponse
 from service.settings import Settings
 
@@ -177,7 +178,9 @@ class GanService:
             return await self.batchers[name].run(plan.z, plan.y)
         index = list(REGISTRY).index(name)
         rows = wire.pack_request(index, plan.card, plan.z, plan.y, time.time(), REQUEST_WIDTH)
-        answer = await self.generator.to_async.generate_batch(rows)
+        answer = await with_fresh_connection_retry(
+            lambda: self.generator.to_async.generate_batch(rows)
+        )
         return wire.unpack_answer(np.asarray(answer), plan.card)
 
     @staticmethod
