@@ -55,10 +55,6 @@ SETTINGS = Settings.from_env()
 REGISTRY = load_registry(SETTINGS.models_dir)
 verify_models(REGISTRY)
 
-# BentoML >= 1.4.30 recycles the dependency client's aiohttp session after `max_requests`
-# calls or `max_age` seconds, closing it under in-flight calls (500s under load, upstream
-# #5540/#5544). `runner_connection` is the supported per-service setting for those limits;
-# set far out of reach, the session lives as long as the worker.
 # Encoding a few 28x28 tiles takes ~0.1 ms, about what a hop to the thread pool costs, so small
 # outputs are encoded on the event loop; bigger grids go to a thread to keep it responsive.
 INLINE_ENCODE_MAX_PIXELS = 4 * 32 * 32
@@ -72,10 +68,15 @@ async def encode_off_loop(encode: Callable[..., T], pixels: np.ndarray, *args: o
     return await anyio.to_thread.run_sync(encode, pixels, *args)
 
 
+# BentoML >= 1.4.30 recycles the dependency client's aiohttp session after `max_requests`
+# calls or `max_age` seconds, closing it under in-flight calls (500s under load, upstream
+# #5540/#5544). `runner_connection` is the supported per-service setting for those limits;
+# set far out of reach, the session lives as long as the worker.
 NEVER_RECYCLE = {"max_requests": 2**62, "max_age": 10.0 * 365 * 24 * 3600}
 
 
 CARDS = [entry.card for entry in REGISTRY.values()]  # wire-format model index -> card
+MODEL_INDEX = {card.name: index for index, card in enumerate(CARDS)}
 REQUEST_WIDTH, ANSWER_WIDTH = wire.request_width(CARDS), wire.answer_width(CARDS)
 
 
@@ -176,8 +177,9 @@ class GanService:
         name = plan.card.name
         if self.batchers:
             return await self.batchers[name].run(plan.z, plan.y)
-        index = list(REGISTRY).index(name)
-        rows = wire.pack_request(index, plan.card, plan.z, plan.y, time.time(), REQUEST_WIDTH)
+        rows = wire.pack_request(
+            MODEL_INDEX[name], plan.card, plan.z, plan.y, time.time(), REQUEST_WIDTH
+        )
         answer = await with_fresh_connection_retry(
             lambda: self.generator.to_async.generate_batch(rows)
         )

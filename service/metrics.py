@@ -53,12 +53,25 @@ def gan_metrics() -> GanMetrics:
     )
 
 
-def record_batch(model: str, images: int, seconds: float) -> None:
+@functools.cache
+def _for_model(model: str) -> GanMetrics:
+    """The metrics' children for one model label, looked up once (`labels()` costs a lock
+    and a dict lookup, and `record_queue` runs once per request)."""
     m = gan_metrics()
-    m.images.labels(model=model).inc(images)
-    m.batch_images.labels(model=model).observe(images)
-    m.inference_seconds.labels(model=model).observe(seconds)
+    return GanMetrics(
+        images=m.images.labels(model=model),
+        batch_images=m.batch_images.labels(model=model),
+        inference_seconds=m.inference_seconds.labels(model=model),
+        queue_seconds=m.queue_seconds.labels(model=model),
+    )
+
+
+def record_batch(model: str, images: int, seconds: float) -> None:
+    m = _for_model(model)
+    m.images.inc(images)
+    m.batch_images.observe(images)
+    m.inference_seconds.observe(seconds)
 
 
 def record_queue(model: str, seconds: float) -> None:
-    gan_metrics().queue_seconds.labels(model=model).observe(max(seconds, 0.0))
+    _for_model(model).queue_seconds.observe(max(seconds, 0.0))

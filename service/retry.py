@@ -33,11 +33,9 @@ ATTEMPTS = 3
 
 async def with_fresh_connection_retry(call: Callable[[], Awaitable[T]]) -> T:
     """`await call()`, again (up to ATTEMPTS in all) if the pooled connection was stale."""
-    for attempt in range(1, ATTEMPTS + 1):
+    for _ in range(ATTEMPTS - 1):
         try:
             return await call()
         except STALE_CONNECTION_ERRORS as exc:
-            if attempt == ATTEMPTS:
-                raise
             logger.warning("batching service call failed on its connection (%r); retrying", exc)
-    raise AssertionError("unreachable")
+    return await call()  # the last attempt's error reaches the caller
