@@ -12,7 +12,7 @@ from service.card import MODEL_FILE, ModelCard, sha256_of
 from service.engine import Engine
 from service.latents import class_vector, latents_from_seed
 from service.registry import ModelEntry, load_entry
-from service.settings import Settings
+from service.settings import Settings, accelerator_available
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = Path(os.environ.get("GAN_MODELS_DIR", ROOT / "models"))
@@ -41,8 +41,9 @@ def providers_for(device: str) -> list[str]:
 
 
 def devices() -> list[str]:
-    """`cpu`, plus `cuda` where onnxruntime-gpu sees a CUDA device."""
-    return ["cpu", "cuda"] if "CUDAExecutionProvider" in ort.get_available_providers() else ["cpu"]
+    """`cpu`, plus `cuda` where onnxruntime-gpu and a device are present (as the service
+    decides: onnxruntime-gpu lists CUDA even on a machine without a GPU)."""
+    return ["cpu", "cuda"] if accelerator_available(["CUDAExecutionProvider"]) else ["cpu"]
 
 
 def session(model: ModelEntry, device: str = "cpu") -> ort.InferenceSession:
@@ -66,11 +67,13 @@ def fp16_variant(model: ModelEntry, out_dir: Path) -> ModelEntry:
     """An FP16 copy of `model` in `out_dir`, converted as `training.export --fp16` does
     (float32 inputs and outputs kept), with a matching card, so the Engine accepts it."""
     import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    from training.fp16 import to_fp16
 
     folder = Path(out_dir) / f"{model.name}-fp16"
     folder.mkdir(parents=True, exist_ok=True)
-    half = convert_float_to_float16(onnx.load(str(model.onnx_path)), keep_io_types=True)
+    half = to_fp16(onnx.load(str(model.onnx_path)))
+    onnx.checker.check_model(half)
     onnx.save(half, str(folder / MODEL_FILE))
     card = model.card.model_copy(
         update={

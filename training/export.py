@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnx_ir
 import onnxruntime as ort
 import torch
 
 from service.card import MODEL_FILE, ImageShape, ModelCard, Training, sha256_of
 from training import checkpoint
+from training.fp16 import to_fp16
 from training.networks import NetworkSpec, count_parameters
 from training.trainer import generator_from_checkpoint
 
@@ -76,14 +76,7 @@ def to_onnx(generator: torch.nn.Module, spec: NetworkSpec, path: Path, fp16: boo
     )
     model = program.model_proto
     if fp16:
-        from onnxruntime.transformers.float16 import convert_float_to_float16
-
-        # keep_io_types: inputs and outputs stay float32, so clients see the same contract.
-        model = convert_float_to_float16(model, keep_io_types=True)
-        # The converter appends its input casts out of order; ONNX requires a sorted graph.
-        graph = onnx_ir.from_proto(model)
-        graph.graph.sort()
-        model = onnx_ir.to_proto(graph)
+        model = to_fp16(model)
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
 
