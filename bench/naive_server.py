@@ -18,7 +18,6 @@ import socket
 from collections.abc import Awaitable, Callable
 
 import numpy as np
-import onnxruntime as ort
 import uvicorn
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -26,10 +25,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bench.common import inputs, session, shipped_models
+from bench.common import inputs, shipped_models
 from service import imaging
+from service.engine import build_engines
 from service.registry import ModelEntry
 from service.render import grid_bytes
+from service.settings import Settings
 
 MAX_N = 64
 
@@ -65,12 +66,14 @@ def render(images: np.ndarray, fmt: str) -> bytes:
 
 def build_app(threadpool: bool = False) -> Starlette:
     models = {m.name: m for m in shipped_models()}
-    sessions: dict[str, ort.InferenceSession] = {n: session(m) for n, m in models.items()}
+    # The service's providers, threads and IO binding: on a GPU host the naive server runs
+    # on the GPU too, so the comparison is about batching, not the device.
+    settings = Settings.from_env()
+    engines = build_engines(models, settings.providers, settings.ort_threads, settings.io_binding)
 
     def generate_sync(model: ModelEntry, n: int, seed: int, label: int, fmt: str) -> bytes:
-        out = model.card.output_names[0]
-        (images,) = sessions[model.name].run([out], inputs(model.card, n, seed, label))
-        return render(images, fmt)
+        feeds = inputs(model.card, n, seed, label)
+        return render(engines[model.name].run_float(feeds["z"], feeds.get("y")), fmt)
 
     async def generate(request: Request) -> Response:
         try:
