@@ -81,34 +81,34 @@ class LiveServer:
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ServerExited(self.proc.returncode, self.output())
+                error = ServerExited(self.proc.returncode, self.output())
+                self.stop()  # `with` never reaches __exit__ when start() raises
+                self._cleanup()
+                raise error
             try:
                 if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     return self
             except requests.RequestException:
                 pass
             time.sleep(0.25)
-        self.stop()
-        raise TimeoutError(
+        error = TimeoutError(
             f"server not ready after {self.ready_timeout}s:\n{self.output()[-4000:]}"
         )
+        self.stop()
+        self._cleanup()
+        raise error
 
     def output(self) -> str:
         return self._log_path.read_text(errors="replace")
 
-    def wait_exit(self, timeout: float) -> int:
-        """For servers expected to refuse to start: the exit code (kills it on timeout)."""
-        assert self.proc is not None
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.stop()
-            raise
-
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
+        if self.proc is None:
             return
-        pgid = os.getpgid(self.proc.pid)
+        pgid = self.proc.pid  # start_new_session: the arbiter leads its own process group
+        if self.proc.poll() is not None:  # the arbiter is gone; sweep workers it left behind
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+            return
         os.killpg(pgid, signal.SIGTERM)
         try:
             self.proc.wait(20)
@@ -121,7 +121,10 @@ class LiveServer:
     def __enter__(self) -> LiveServer:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def _cleanup(self) -> None:
         self._home.cleanup()
         self._log_path.unlink(missing_ok=True)
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+        self._cleanup()

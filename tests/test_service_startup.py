@@ -38,7 +38,6 @@ def test_serve_refuses_a_broken_model_folder(tmp_path: Path, damage) -> None:
     bad_file = damage(models / "fashion-dcgan")
     server = LiveServer(models_dir=models, ready_timeout=90)
     with pytest.raises(ServerExited) as info:
-        server.start()
-    server.stop()
+        server.start()  # stops the server's process group and removes its files itself
     assert info.value.returncode != 0
     assert str(bad_file) in info.value.output
