@@ -9,15 +9,22 @@ from service.batcher import MicroBatcher
 
 
 class SlowDouble:
-    """A stand-in for an ONNX session call that records the batch sizes it was given."""
+    """A stand-in for an ONNX session call: sleeps (releasing the GIL, as ORT does), doubles
+    its input, and logs each run as (start, end, images)."""
 
-    def __init__(self, fail: bool = False) -> None:
-        self.batches: list[int] = []
+    def __init__(self, seconds: float = 0.02, fail: bool = False) -> None:
+        self.seconds = seconds  # long enough for the other callers to queue behind it
         self.fail = fail
+        self.runs: list[tuple[float, float, int]] = []
+
+    @property
+    def batches(self) -> list[int]:
+        return [n for *_, n in self.runs]
 
     def __call__(self, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
-        self.batches.append(len(z))
-        time.sleep(0.02)  # long enough for the other callers to queue behind it
+        start = time.perf_counter()
+        time.sleep(self.seconds)
+        self.runs.append((start, time.perf_counter(), len(z)))
         if self.fail:
             raise RuntimeError("session failed")
         return z * 2
@@ -77,23 +84,9 @@ def test_class_vectors_travel_with_their_latents() -> None:
     assert len(seen) < 10  # merged: fewer session runs than calls
 
 
-class Timeline:
-    """A session stand-in that sleeps (releasing the GIL, as ORT does) and logs its runs."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.runs: list[tuple[float, float, int]] = []  # (start, end, images)
-
-    def __call__(self, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
-        start = time.perf_counter()
-        time.sleep(self.seconds)
-        self.runs.append((start, time.perf_counter(), len(z)))
-        return z + 1
-
-
 def test_the_next_batch_starts_while_the_event_loop_is_busy() -> None:
     """Batches must not wait for the loop: under load it is busy encoding and sending."""
-    run = Timeline(0.05)
+    run = SlowDouble(0.05)
     batcher = MicroBatcher("m", run, max_batch_size=16)
 
     async def main() -> float:
@@ -113,34 +106,34 @@ def test_the_next_batch_starts_while_the_event_loop_is_busy() -> None:
 
 
 def test_batches_in_flight_run_side_by_side_and_keep_rows_apart() -> None:
-    run = Timeline(0.1)
+    run = SlowDouble(0.1)
     batcher = MicroBatcher("m", run, max_batch_size=1, batches_in_flight=2)
 
     async def main() -> list[np.ndarray]:
-        inputs = [np.full((1, 3), k, np.float32) for k in range(4)]
+        inputs = [np.full((1, 3), k + 1, np.float32) for k in range(4)]
         outs = await asyncio.gather(*(batcher.run(z, None) for z in inputs))
         for z, out in zip(inputs, outs, strict=True):
-            np.testing.assert_array_equal(out, z + 1)
+            np.testing.assert_array_equal(out, z * 2)
         return outs
 
     asyncio.run(main())
     first, second = sorted(run.runs)[:2]
     assert second[0] < first[1], "two batches in flight should overlap in time"
-    assert [n for *_, n in run.runs] == [1, 1, 1, 1]  # max_batch_size still holds
+    assert run.batches == [1, 1, 1, 1]  # max_batch_size still holds
 
 
 def test_a_cancelled_caller_does_not_break_the_batch_for_the_others() -> None:
-    run = Timeline(0.05)
+    run = SlowDouble(0.05)
     batcher = MicroBatcher("m", run, max_batch_size=8)
 
     async def main() -> None:
-        calls = [asyncio.ensure_future(batcher.run(np.full((1, 2), k, np.float32), None))
+        calls = [asyncio.ensure_future(batcher.run(np.full((1, 2), k + 1, np.float32), None))
                  for k in range(3)]  # fmt: skip
         await asyncio.sleep(0.01)
         calls[1].cancel()  # a client hung up while its batch ran
         results = await asyncio.gather(*calls, return_exceptions=True)
         assert isinstance(results[1], asyncio.CancelledError)
-        np.testing.assert_array_equal(results[0], np.full((1, 2), 1.0))
-        np.testing.assert_array_equal(results[2], np.full((1, 2), 3.0))
+        np.testing.assert_array_equal(results[0], np.full((1, 2), 2.0))
+        np.testing.assert_array_equal(results[2], np.full((1, 2), 6.0))
 
     asyncio.run(main())
