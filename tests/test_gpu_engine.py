@@ -45,6 +45,20 @@ def _fp32_cpu(folder: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("folder", MODEL_FOLDERS, ids=lambda p: p.name)
+def test_engine_runs_on_cuda_by_default(folder: Path) -> None:
+    engine = Engine(load_entry(folder), parse_providers("cuda,cpu"), threads=1)
+    assert engine.provider == CUDA
+    assert engine.session.get_providers()[0] == CUDA
+    assert engine.io_binding and engine.output_device == "cuda"  # the default on a GPU
+    feeds = _feeds(engine.card, 64)
+    images = engine.run(feeds["z"], feeds.get("y"))
+    assert images.dtype == np.uint8 and images.shape[0] == 64
+    # CUDA kernels (TF32 convolutions included) vs CPU: within a couple of grey levels.
+    expected = np.clip(np.rint((_fp32_cpu(folder, feeds) + 1) * 127.5), 0, 255)
+    assert np.abs(images.astype(np.int16) - expected.astype(np.int16)).max() <= 3
+
+
+@pytest.mark.parametrize("folder", MODEL_FOLDERS, ids=lambda p: p.name)
 def test_fp16_variant_matches_fp32_on_cuda(folder: Path, tmp_path: Path) -> None:
     pytest.importorskip("torch")
     from training.export import FP16_TOLERANCE
