@@ -164,10 +164,15 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.G_raw
 
     # -- one step ------------------------------------------------------------------------
-    def train_step(self, real: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
-        cfg, n = self.cfg, real.size(0)
-        y = self.one_hot(labels) if self.spec.conditional else None
-        for _ in range(cfg.n_critic):
+    def train_step(self, real_all: torch.Tensor, labels_all: torch.Tensor) -> dict[str, float]:
+        """One generator step after `n_critic` discriminator steps, each on its own slice of
+        the batch (as in the WGAN-GP reference): an epoch sees every image once in D."""
+        cfg = self.cfg
+        for real, labels in zip(
+            real_all.chunk(cfg.n_critic), labels_all.chunk(cfg.n_critic), strict=True
+        ):
+            n = real.size(0)
+            y = self.one_hot(labels) if self.spec.conditional else None
             z = torch.randn(n, cfg.latent_dim, device=self.device)
             with self.autocast():
                 with torch.no_grad():
@@ -217,10 +222,11 @@ class Trainer:
                 flush=True,
             )
         per_rank_batch = max(1, cfg.batch_size // self.world)
-        steps_per_epoch = len(self.sampler) // per_rank_batch
+        per_step = per_rank_batch * cfg.n_critic  # images one generator step consumes
+        steps_per_epoch = len(self.sampler) // per_step
         if steps_per_epoch == 0:
             raise ValueError(
-                f"{len(self.dataset)} images are fewer than one batch of {cfg.batch_size}"
+                f"{len(self.dataset)} images are fewer than one step's {per_step * self.world}"
             )
         while self.epoch < cfg.epochs:
             self.sampler.set_epoch(self.epoch)
@@ -237,10 +243,10 @@ class Trainer:
             rows: list[dict] = []
             started = time.perf_counter()
             for i in bar:
-                index = order[i * per_rank_batch : (i + 1) * per_rank_batch]
+                index = order[i * per_step : (i + 1) * per_step]
                 real = self.images[index].float().div_(127.5).sub_(1.0)
                 stats = self.train_step(real, self.labels[index])
-                speed = (i + 1) * per_rank_batch * self.world / (time.perf_counter() - started)
+                speed = (i + 1) * per_step * self.world / (time.perf_counter() - started)
                 if i % cfg.log_every == 0 or i == steps_per_epoch - 1:
                     rows.append(
                         {"epoch": self.epoch + 1, "step": self.step, **stats, "images_per_s": speed}
