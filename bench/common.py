@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from harness import REPO_ROOT as ROOT
 from service.card import MODEL_FILE, ModelCard, sha256_of
 from service.engine import Engine
 from service.latents import class_vector, latents_from_seed
 from service.registry import ModelEntry, load_entry
 from service.settings import Settings, accelerator_available
 
-ROOT = Path(__file__).resolve().parent.parent
 MODELS_DIR = Path(os.environ.get("GAN_MODELS_DIR", ROOT / "models"))
 
 

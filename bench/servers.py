@@ -18,8 +18,8 @@ from pathlib import Path
 import requests
 
 from bench.common import ROOT
+from harness.live_server import LiveServer
 from service.settings import Settings
-from tests.live_server import LiveServer
 
 PY = sys.executable
 

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import requests
 
-REPO = Path(__file__).resolve().parent.parent
+from harness import REPO_ROOT as REPO
+
 BENTOML = Path(sys.executable).parent / "bentoml"
 
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 from PIL import Image
 
+from harness import MODELS_DIR, REPO_ROOT
+from harness.live_server import LiveServer
 from service.card import MODEL_FILE, ModelCard
-from tests.live_server import LiveServer
 
-ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = ROOT / "models"
+ROOT = REPO_ROOT
+
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 

@@ -20,9 +20,10 @@ import pytest
 import requests
 import yaml
 
-from tests.live_server import free_port
+from harness import REPO_ROOT
+from harness.live_server import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 BENTOML = Path(sys.executable).parent / "bentoml"
 # Every model folder in the repo ships; these two at least (the contract).
 SHIPPED_MODELS = tuple(sorted(p.parent.name for p in (ROOT / "models").glob("*/card.json")))

@@ -9,12 +9,13 @@ import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from harness import REPO_ROOT
+
+ROOT = REPO_ROOT
 GRAFANA = ROOT / "k8s" / "grafana"
 REQUIRED_PANELS = (
     "Request rate by endpoint",

@@ -20,9 +20,10 @@ import pytest
 import requests
 import yaml
 
-from tests.live_server import LiveServer
+from harness import REPO_ROOT
+from harness.live_server import LiveServer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 K8S = ROOT / "k8s"
 KUBE_VERSION = "1.37"  # newest schema set kubernetes-validate bundles; a current release
 OVERLAYS = ("cpu", "gpu")

@@ -25,9 +25,10 @@ import pytest
 import requests
 import yaml
 
-from tests.live_server import LiveServer, free_port
+from harness import REPO_ROOT
+from harness.live_server import LiveServer, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 DASHBOARD = ROOT / "k8s" / "grafana" / "gan-serving-dashboard.json"
 SCRAPE_CONFIG = ROOT / "k8s" / "prometheus" / "scrape-config.yaml"
 # Grafana's $__rate_interval is at least four scrape intervals; a minute also covers the

@@ -13,12 +13,13 @@ import onnxruntime as ort
 import pytest
 
 from bench.common import fp16_variant
+from harness import REPO_ROOT
 from service.card import MODEL_FILE, ModelCard
 from service.engine import Engine
 from service.registry import load_entry
 from service.settings import accelerator_available, parse_providers
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 MODEL_FOLDERS = sorted(p.parent for p in (ROOT / "models").glob("*/card.json"))
 CUDA = "CUDAExecutionProvider"
 

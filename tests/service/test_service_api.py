@@ -11,8 +11,8 @@ import pytest
 import requests
 from PIL import Image
 
+from harness.live_server import LiveServer
 from tests.conftest import decode, grid_tiles, max_diff, model_cards
-from tests.live_server import LiveServer
 
 CARDS = model_cards()
 CGAN = next(name for name, card in CARDS.items() if card.conditional)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import requests
 
+from harness.live_server import LiveServer
 from tests.conftest import decode, max_diff, model_cards
-from tests.live_server import LiveServer
 
 CARDS = model_cards()
 CGAN = next(name for name, card in CARDS.items() if card.conditional)

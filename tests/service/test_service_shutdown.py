@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
+from harness.live_server import LiveServer
 from tests.conftest import MODELS_DIR, model_cards
-from tests.live_server import LiveServer
 
 CGAN = next(name for name, card in model_cards().items() if card.conditional)
 REQUESTS = 16  # x 64 images: about a second of inference queued on this CPU

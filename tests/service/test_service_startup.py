@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.live_server import LiveServer, ServerExited
 from tests.conftest import MODELS_DIR
-from tests.live_server import LiveServer, ServerExited
 
 
 def _copy_models(tmp_path: Path) -> Path:

@@ -1,15 +1,14 @@
 """The generators shipped in models/: integrity, contract, and a quality regression check."""
 
-from pathlib import Path
-
 import numpy as np
 import onnxruntime as ort
 import pytest
 
+from harness import MODELS_DIR
 from service.card import MODEL_FILE, ModelCard, sha256_of
 from training.evaluate import Evaluator, generate
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
+MODELS = MODELS_DIR
 SHIPPED = ["fashion-cgan", "fashion-dcgan"]
 
 

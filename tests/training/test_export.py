@@ -9,6 +9,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from harness import REPO_ROOT
 from service.card import ModelCard, sha256_of
 from training import checkpoint
 from training.cli import main as train_main
@@ -16,7 +17,7 @@ from training.export import ExportError, example_inputs, export, parity, reprodu
 from training.networks import NetworkSpec
 from training.trainer import generator_from_checkpoint
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 
 
 @pytest.fixture(scope="module")

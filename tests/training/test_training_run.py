@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from harness import REPO_ROOT
 from training import checkpoint
 from training.cli import main as train_main
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO_ROOT
 SMALL = ["--dataset", "fashion-mnist", "--batch-size", "64", "--width", "8", "--threads", "1"]
 
 
