@@ -1,4 +1,8 @@
-"""Tooling shared by tests/ and bench/: a real `bentoml serve` on loopback, repository paths."""
+"""Tooling shared by tests/ and bench/: servers on loopback (`harness.server_process`,
+`harness.live_server`), FP16 model copies (`harness.fp16`), repository paths.
+
+tests/ and bench/ both import harness; harness imports neither of them.
+"""
 
 from pathlib import Path
 

@@ -18,6 +18,7 @@ import numpy as np
 import onnxruntime as ort
 
 from service.imaging import to_uint8
+from service.inputs import model_inputs
 from service.metrics import record_batch
 from service.registry import ModelEntry, ModelFolderError
 
@@ -107,9 +108,8 @@ class Engine:
     def _warm_up(self) -> None:
         im = self.card.image
         for n in WARMUP_BATCHES:
-            z = np.zeros((n, self.card.latent_dim), dtype=np.float32)
-            y = np.full((n, self.card.num_classes), 1.0 / max(self.card.num_classes, 1), np.float32)
-            out = self.run_float(z, y if self.card.conditional else None)
+            feeds = model_inputs(self.card, n)
+            out = self.run_float(feeds["z"], feeds.get("y"))
             if out.shape != (n, im.channels, im.height, im.width):
                 raise ModelFolderError(
                     f"{self.entry.onnx_path}: batch {n} gave shape {out.shape}, card says "

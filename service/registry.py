@@ -56,16 +56,26 @@ def load_entry(folder: Path) -> ModelEntry:
     return ModelEntry(card=card, folder=folder)
 
 
-def load_registry(models_dir: Path) -> dict[str, ModelEntry]:
-    """Every sub-folder of `models_dir` that holds a card or a model, sorted by folder name."""
+def model_folders(models_dir: Path) -> list[Path]:
+    """The model folders in `models_dir`, sorted by name: every sub-folder holding a card or a
+    model (one holding only one of them is listed, so that loading it names what is missing).
+    Empty when `models_dir` does not exist."""
     models_dir = Path(models_dir)
     if not models_dir.is_dir():
-        raise ModelFolderError(f"{models_dir}: models directory not found (set GAN_MODELS_DIR)")
-    folders = sorted(
+        return []
+    return sorted(
         p
         for p in models_dir.iterdir()
         if p.is_dir() and ((p / CARD_FILE).exists() or (p / MODEL_FILE).exists())
     )
+
+
+def load_registry(models_dir: Path) -> dict[str, ModelEntry]:
+    """Every folder `model_folders` lists, checked and keyed by model name."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        raise ModelFolderError(f"{models_dir}: models directory not found (set GAN_MODELS_DIR)")
+    folders = model_folders(models_dir)
     if not folders:
         raise ModelFolderError(
             f"{models_dir}: no model folders (each needs {CARD_FILE} + {MODEL_FILE})"
