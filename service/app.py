@@ -1,24 +1,13 @@
-"""The BentoML services: `GanService` (public HTTP API) and `GanGenerator` (batched inference).
+"""The public BentoML service `GanService`: HTTP routes only.
 
-Two inference paths, one setting (`GAN_BATCHING`, see service/settings.py):
-- `adaptive`: `GanService` sends each request's latents, one array row per image, to the
-  batchable `GanGenerator.generate_batch` through `bentoml.depends`; BentoML's adaptive
-  batching merges rows from concurrent requests into one `session.run` per model.
-- `inprocess`: `GanService` runs its own ONNX Runtime sessions on inference threads; no hop.
-  Concurrent requests still share calls: service/batcher.py queues them, and a free
-  inference thread takes everything queued as its next batch.
-`auto` (default) picks adaptive when a GPU provider is available, in-process otherwise:
-on CPU the hop costs more than batching saves (README, "Batching").
-
-Validation, latent sampling and image encoding always run in `GanService`, never in
-the batched call; encoding of anything bigger than a few tiles runs in a thread so the
-event loop keeps accepting requests.
+Each route plans the request (validation, latents, class vectors: service/plan.py), sends
+the plan through the batching seam (service/batching), encodes the pixels and answers.
+The request path through both batching modes is drawn in docs/architecture.md.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -31,32 +20,24 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service import wire
-from service.batcher import MicroBatcher
-from service.engine import Engine, build_engines, verify_models
+from service import runtime
+from service.batching import GanGenerator, make_backend
 from service.errors import FieldErrorMiddleware, RequestError
 from service.imaging import FORMATS
-from service.metrics import record_queue
 from service.plan import Plan, plan_generate, plan_interpolate
-from service.registry import load_registry
 from service.render import base64_images, gif_bytes, grid_bytes, strip_bytes
-from service.retry import with_fresh_connection_retry
 from service.schemas import GenerateRequest, InterpolateRequest, Sample, SamplesResponse
-from service.settings import Settings
 
 logger = logging.getLogger("service.app")
 # BentoML's server logging keeps the root logger at WARNING; the provider each model runs on
 # and the inference path are start-up facts operators should see.
 logging.getLogger("service").setLevel(logging.INFO)
 
-SETTINGS = Settings.from_env()
-# Every check (card schema, sha256, graph names and shapes, one run) happens at import:
-# `bentoml serve` refuses to start, naming the file, before it spawns any worker.
-REGISTRY = load_registry(SETTINGS.models_dir)
-verify_models(REGISTRY)
+SETTINGS = runtime.settings()
+# Checked at import: `bentoml serve` refuses to start, naming the file, before any worker.
+REGISTRY = runtime.registry()
 
-# Encoding a few 28x28 tiles takes ~0.1 ms, about what a hop to the thread pool costs, so small
-# outputs are encoded on the event loop; bigger grids go to a thread to keep it responsive.
+# Below this many pixels per channel, encoding costs about what a hop to a thread does.
 INLINE_ENCODE_MAX_PIXELS = 4 * 32 * 32
 T = TypeVar("T")
 
@@ -68,62 +49,10 @@ async def encode_off_loop(encode: Callable[..., T], pixels: np.ndarray, *args: o
     return await anyio.to_thread.run_sync(encode, pixels, *args)
 
 
-# BentoML >= 1.4.30 recycles the dependency client's aiohttp session after `max_requests`
-# calls or `max_age` seconds, closing it under in-flight calls (500s under load, upstream
-# #5540/#5544). `runner_connection` is the supported per-service setting for those limits;
-# set far out of reach, the session lives as long as the worker.
-NEVER_RECYCLE = {"max_requests": 2**62, "max_age": 10.0 * 365 * 24 * 3600}
-
-
-CARDS = [entry.card for entry in REGISTRY.values()]  # wire-format model index -> card
-MODEL_INDEX = {card.name: index for index, card in enumerate(CARDS)}
-REQUEST_WIDTH, ANSWER_WIDTH = wire.request_width(CARDS), wire.answer_width(CARDS)
-
-
-def run_rows(engines: dict[str, Engine], rows: np.ndarray) -> np.ndarray:
-    """A merged batch of wire rows -> uint8 answer rows: one `session.run` per model present."""
-    now = time.time()
-    out = np.zeros((len(rows), ANSWER_WIDTH), dtype=np.uint8)
-    for index, where, z, y, times in wire.split_request(rows, CARDS):
-        name = CARDS[index].name
-        for t in np.unique(times):  # one enqueue time per request: observe per request
-            record_queue(name, now - float(t))
-        out[where] = wire.pack_answer(engines[name].run(z, y), ANSWER_WIDTH)
-    return out
-
-
-@bentoml.service(
-    name="gan_generator",
-    workers=1,
-    traffic={"timeout": 60},
-    runner_connection=NEVER_RECYCLE,
-)
-class GanGenerator:
-    """Batched ONNX Runtime inference: latents in, uint8 pixels out (pickled, 1 B/pixel)."""
-
-    def __init__(self) -> None:
-        self.engines = build_engines(
-            REGISTRY, SETTINGS.providers, SETTINGS.ort_threads, SETTINGS.io_binding
-        )
-
-    @bentoml.api(
-        batchable=True,
-        max_batch_size=SETTINGS.max_batch_size,
-        max_latency_ms=SETTINGS.max_latency_ms,
-    )
-    def generate_batch(self, rows: np.ndarray) -> np.ndarray:
-        """float64 request rows, one per image -> uint8 pixel rows (service/wire.py)."""
-        return run_rows(self.engines, rows)
-
-    @bentoml.api
-    async def providers(self) -> dict[str, str]:
-        return {name: engine.provider for name, engine in self.engines.items()}
-
-
 async def list_models(request: Request) -> JSONResponse:
     """GET /models: the model cards, each with the execution provider it actually runs on."""
     svc: GanService = bentoml.get_current_service()
-    providers = await svc.providers()
+    providers = await svc.backend.providers()
     models = [
         {**entry.card.model_dump(mode="json"), "provider": providers.get(name)}
         for name, entry in REGISTRY.items()
@@ -145,45 +74,17 @@ models_app = Starlette(routes=[Route("/models", list_models, methods=["GET"])])
 class GanService:
     """GAN image generation: /generate, /samples, /interpolate, GET /models."""
 
-    if SETTINGS.batching == "adaptive":
-        generator = bentoml.depends(GanGenerator)
+    # Declared in every batching mode, so the bento records the same services wherever it
+    # is built and starts in either mode (docs/architecture.md, "One bento, both modes").
+    generator = bentoml.depends(GanGenerator)
 
     def __init__(self) -> None:
-        self.engines: dict[str, Engine] = {}
-        self.batchers: dict[str, MicroBatcher] = {}
-        if SETTINGS.batching == "inprocess":
-            self.engines = build_engines(
-                REGISTRY, SETTINGS.providers, SETTINGS.ort_threads, SETTINGS.io_binding
-            )
-            self.batchers = {
-                name: MicroBatcher(
-                    name, engine.run, SETTINGS.max_batch_size, SETTINGS.batches_in_flight
-                )
-                for name, engine in self.engines.items()
-            }
-        self._providers: dict[str, str] | None = None
+        self.backend = make_backend(SETTINGS, REGISTRY, self.generator)
         logger.info("serving %s with %s inference", list(REGISTRY), SETTINGS.batching)
 
-    async def providers(self) -> dict[str, str]:
-        if self._providers is None:
-            if self.engines:
-                self._providers = {n: e.provider for n, e in self.engines.items()}
-            else:
-                self._providers = await self.generator.to_async.providers()
-        return self._providers
-
     async def _infer(self, plan: Plan) -> np.ndarray:
-        """uint8 [N, C, H, W] for the plan's latents, through the configured path."""
-        name = plan.card.name
-        if self.batchers:
-            return await self.batchers[name].run(plan.z, plan.y)
-        rows = wire.pack_request(
-            MODEL_INDEX[name], plan.card, plan.z, plan.y, time.time(), REQUEST_WIDTH
-        )
-        answer = await with_fresh_connection_retry(
-            lambda: self.generator.to_async.generate_batch(rows)
-        )
-        return wire.unpack_answer(np.asarray(answer), plan.card)
+        """uint8 [N, C, H, W] for the plan: the one way into inference, on either path."""
+        return await self.backend.run(plan.card.name, plan.z, plan.y)
 
     @staticmethod
     def _headers(plan: Plan) -> dict[str, str]:

@@ -23,6 +23,10 @@ class LabelError(ValueError):
     """A label that does not name one of the model's classes."""
 
 
+class SeedRangeError(ValueError):
+    """A seed whose last image would need a seed above MAX_SEED."""
+
+
 def random_seed() -> int:
     return secrets.randbelow(2**31)
 
@@ -31,9 +35,19 @@ def latent_from_seed(seed: int, latent_dim: int) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal(latent_dim, dtype=np.float32)
 
 
+def image_seeds(seed: int, n: int) -> list[int]:
+    """The seed of each image of an `n`-image request: image i uses seed + i."""
+    if seed + n - 1 > MAX_SEED:
+        raise SeedRangeError(
+            f"image i uses seed + i, which must stay <= {MAX_SEED}: "
+            f"the largest seed for n={n} is {MAX_SEED - n + 1}"
+        )
+    return [seed + i for i in range(n)]
+
+
 def latents_from_seed(seed: int, n: int, latent_dim: int, truncation: float = 1.0) -> np.ndarray:
     """[n, latent_dim] float32; row i comes from seed + i only."""
-    z = np.stack([latent_from_seed(seed + i, latent_dim) for i in range(n)])
+    z = np.stack([latent_from_seed(s, latent_dim) for s in image_seeds(seed, n)])
     return truncate(z, truncation)
 
 

@@ -15,8 +15,10 @@ from service.card import ModelCard
 from service.errors import RequestError
 from service.latents import (
     LabelError,
+    SeedRangeError,
     class_vector,
     describe_label,
+    image_seeds,
     latent_from_seed,
     latents_from_seed,
     lerp,
@@ -36,7 +38,6 @@ class Plan:
     seeds: list[int | None]  # per image; None for explicit z
     labels: list[str | dict[str, float] | None]  # per image, as reported back
     seed: int | None  # the request's seed (given or drawn), None for explicit z
-    seed_drawn: bool  # True when the client gave neither seed nor z
 
 
 def pick_model(registry: dict[str, ModelEntry], name: str | None) -> ModelCard:
@@ -89,15 +90,18 @@ def plan_generate(registry: dict[str, ModelEntry], req: GenerateRequest) -> Plan
         _reject_label(card, registry, "label")
     if req.z is not None:
         z = truncate(_explicit_z(card, req.z, "z"), req.truncation)
-        seed, drawn, seeds = None, False, [None] * req.n
+        seed, seeds = None, [None] * req.n
     else:
-        seed, drawn = (req.seed, False) if req.seed is not None else (random_seed(), True)
+        seed = req.seed if req.seed is not None else random_seed()
+        try:
+            seeds = image_seeds(seed, req.n)
+        except SeedRangeError as exc:
+            raise RequestError("seed", str(exc)) from None
         z = latents_from_seed(seed, req.n, card.latent_dim, req.truncation)
-        seeds = [seed + i for i in range(req.n)]
     y, labels = (None, [None] * req.n)
     if card.conditional:
         y, labels = _class_vectors(card, req.label, req.n, "label")
-    return Plan(card, z, y, seeds, labels, seed, drawn)
+    return Plan(card, z, y, seeds, labels, seed)
 
 
 def _endpoint_z(card: ModelCard, end: Endpoint, field: str) -> np.ndarray:
@@ -135,4 +139,4 @@ def plan_interpolate(registry: dict[str, ModelEntry], req: InterpolateRequest) -
             for row in y
         ]
     seeds = [None] * req.steps
-    return Plan(card, z, y, seeds, labels, None, False)
+    return Plan(card, z, y, seeds, labels, None)

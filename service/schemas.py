@@ -2,8 +2,8 @@
 
 Requests subclass `bentoml.IODescriptor` so BentoML uses them as the whole JSON body and
 reports validation errors under their own names. Checks that need the model registry
-(does the model exist, is the label one of its classes, is `z` the right length) happen in
-`service.app`, which answers them in the same error format.
+(does the model exist, is the label one of its classes, is `z` the right length), and the
+`seed + n - 1 <= MAX_SEED` bound, happen in `service.plan`, answered in the same error format.
 """
 
 from __future__ import annotations

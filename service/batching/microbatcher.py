@@ -1,16 +1,11 @@
-"""In-process cross-request batching: concurrent requests for one model share a `session.run`.
+"""Cross-request batching in one process: concurrent requests for a model share a `session.run`.
 
 Each model has `batches_in_flight` inference threads sharing one ONNX Runtime session. The
 event loop only queues requests and receives results; a free thread takes everything
-queued (up to `max_batch_size` images) the moment its previous batch ends, runs it, and
-hands the rows back to the loop in one callback. Inference and HTTP work therefore overlap:
-a batch never waits for the event loop to finish encoding and sending the previous batch's
-responses. (Driving batches from the event loop instead made them alternate between nearly
-all and nearly none of the clients, with a core idle half the time; README, Batching.)
-
-There is no fixed wait window: a lone client pays no batching delay, and under load the
-batch grows with the number of requests that arrived during the previous run. Each request
-keeps its own latents, so its pixels do not depend on what else shared the batch.
+queued (up to `max_batch_size` images) the moment its previous batch ends, so inference
+overlaps the loop's HTTP work (docs/architecture.md says why threads, not the loop, start
+batches). No fixed wait window: a lone client pays no batching delay. Each request keeps
+its own latents, so its pixels do not depend on what else shared the batch.
 """
 
 from __future__ import annotations

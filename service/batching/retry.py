@@ -1,12 +1,9 @@
-"""One retry policy for calls to the batching service over a pooled keep-alive connection.
+"""Retry a call to the batching service whose pooled keep-alive connection was stale.
 
-BentoML's dependency client keeps idle connections for 15 s (aiohttp's default) while the
-batching service's server closes them after 5 s (uvicorn's default). A call that picks a
-connection the server is just closing fails before any answer arrives ("Cannot write to
-closing transport"): measured as 1-5 HTTP 500s per run right after a 128-client burst, when
-dozens of pooled connections go idle at once. A batch call is a pure function of its
-latents, so sending it again on another connection is safe. Timeouts are not retried:
-that would only add load to a server that is already behind.
+The dependency client keeps idle connections longer than the batching service's server
+does, so a call can pick one the server is closing and fail before any answer. A batch is
+a pure function of its latents, so sending it again is safe; timeouts are not retried,
+as that would only add load to a server already behind (docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from service.batcher import MicroBatcher
+from service.batching.microbatcher import MicroBatcher
 
 
 class SlowDouble:

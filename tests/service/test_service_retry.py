@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from service.retry import ATTEMPTS, with_fresh_connection_retry
+from service.batching.retry import ATTEMPTS, with_fresh_connection_retry
 
 
 class Flaky:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -10,17 +14,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from service.errors import RequestError
 from service.latents import (
+    MAX_SEED,
     LabelError,
+    SeedRangeError,
     class_index,
     class_vector,
     describe_label,
+    image_seeds,
     latents_from_seed,
     lerp,
     slerp,
 )
+from service.plan import plan_generate
 from service.registry import ModelFolderError, load_registry
-from service.settings import SettingsError, parse_providers, usable_cpus
+from service.schemas import GenerateRequest
+from service.settings import Settings, SettingsError, parse_providers, usable_cpus
 from tests.conftest import MODELS_DIR, ROOT
 
 CLASSES = ["T-shirt/top", "Trouser", "Sandal", "Sneaker"]
@@ -46,6 +56,28 @@ def test_latents_follow_the_documented_recipe() -> None:
     assert z.dtype == np.float32
     # Row i depends only on seed + i: a longer request repeats the shorter one's rows.
     np.testing.assert_array_equal(latents_from_seed(41, 5, 100, 0.5)[:3], z)
+
+
+def test_image_seeds_are_seed_plus_i_and_stay_within_max_seed() -> None:
+    assert image_seeds(5, 3) == [5, 6, 7]
+    assert image_seeds(MAX_SEED - 2, 3) == [MAX_SEED - 2, MAX_SEED - 1, MAX_SEED]
+    with pytest.raises(SeedRangeError, match=f"largest seed for n=3 is {MAX_SEED - 2}"):
+        image_seeds(MAX_SEED - 1, 3)
+
+
+def test_a_seed_whose_last_image_passes_max_seed_is_a_422_naming_seed() -> None:
+    """/generate and /samples share this plan, so neither can report a seed it would refuse."""
+    registry = load_registry(MODELS_DIR)
+    top = plan_generate(registry, GenerateRequest(n=4, seed=MAX_SEED - 3))
+    assert top.seeds == [MAX_SEED - 3, MAX_SEED - 2, MAX_SEED - 1, MAX_SEED]
+    assert plan_generate(registry, GenerateRequest(seed=MAX_SEED)).seeds == [MAX_SEED]
+    with pytest.raises(RequestError) as info:
+        plan_generate(registry, GenerateRequest(n=4, seed=MAX_SEED - 2))
+    error = info.value
+    assert error.field == "seed" and error.status == 422
+    assert f"largest seed for n=4 is {MAX_SEED - 3}" in error.message
+    body = json.loads(error.response().body)
+    assert body["detail"][0]["loc"] == ["seed"] and body["error"].startswith("seed: ")
 
 
 def test_labels_by_index_name_and_mixture() -> None:
@@ -118,24 +150,24 @@ def test_empty_models_dir_is_refused(tmp_path: Path) -> None:
 
 def test_a_mixed_batch_runs_one_call_per_model_and_keeps_row_order() -> None:
     """The adaptive path's batch function on rows from both models, interleaved."""
-    from service import wire
-    from service.app import CARDS, REQUEST_WIDTH, run_rows
+    from service.batching.adaptive import run_rows
+    from service.batching.wire import WireFormat
     from service.engine import build_engines
 
     registry = load_registry(MODELS_DIR)
     engines = build_engines(registry, ["CPUExecutionProvider"], threads=1)
+    wire = WireFormat([entry.card for entry in registry.values()])
     parts, expected = [], []
     for i in range(6):
-        index = i % len(CARDS)
-        card = CARDS[index]
+        card = wire.cards[i % len(wire.cards)]
         z = np.random.default_rng(i).standard_normal((2, card.latent_dim), dtype=np.float32)
         y = np.eye(card.num_classes, dtype=np.float32)[[i, i + 1]] if card.conditional else None
-        parts.append(wire.pack_request(index, card, z, y, 0.0, REQUEST_WIDTH))
+        parts.append(wire.pack_request(card.name, z, y, 0.0))
         expected.append((card, engines[card.name].run(z, y)))  # this request alone
-    answer = run_rows(engines, np.concatenate(parts))
+    answer = run_rows(wire, engines, np.concatenate(parts))
     assert answer.dtype == np.uint8 and len(answer) == 12
     for k, (card, alone) in enumerate(expected):
-        images = wire.unpack_answer(answer[2 * k : 2 * k + 2], card)
+        images = wire.unpack_answer(answer[2 * k : 2 * k + 2], card.name)
         assert images.shape == alone.shape
         assert int(np.abs(images.astype(int) - alone.astype(int)).max()) <= 1  # batch-invariant
 
@@ -190,3 +222,59 @@ def test_io_binding_gives_the_same_pixels_as_session_run() -> None:
     expected = plain.run_float(np.ascontiguousarray(z), y)
     np.testing.assert_array_equal(bound.run_float(z, y), expected)  # strided z is accepted
     np.testing.assert_array_equal(bound.run(z, y), plain.run(np.ascontiguousarray(z), y))
+
+
+def cpu_settings(batching: str) -> Settings:
+    return dataclasses.replace(
+        Settings.from_env(), providers=["CPUExecutionProvider"], batching=batching
+    )
+
+
+def test_both_backends_answer_the_seam_with_the_same_pixels() -> None:
+    """One request per model through each backend: identical pixels, identical providers."""
+    from service.batching import GanGenerator, make_backend
+    from service.batching.adaptive import AdaptiveBackend
+    from service.batching.inprocess import InProcessBackend
+    from service.engine import build_engines
+
+    registry = load_registry(MODELS_DIR)
+    inprocess = make_backend(cpu_settings("inprocess"), registry, generator=None)
+    # BentoML's local instance of the batching service: the same calls without the HTTP hop.
+    local = GanGenerator()
+    local.engines = build_engines(registry, ["CPUExecutionProvider"], threads=1)
+    adaptive = make_backend(cpu_settings("adaptive"), registry, generator=local)
+    assert isinstance(inprocess, InProcessBackend) and isinstance(adaptive, AdaptiveBackend)
+
+    inputs = {}
+    for name, entry in registry.items():
+        card = entry.card
+        y = np.eye(card.num_classes, dtype=np.float32)[:5] if card.conditional else None
+        inputs[name] = (latents_from_seed(7, 5, card.latent_dim), y)
+
+    async def through_seam() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        calls = [
+            (b.run(name, z, y)) for name, (z, y) in inputs.items() for b in (inprocess, adaptive)
+        ]
+        answers = await asyncio.gather(*calls)
+        return {name: (answers[2 * k], answers[2 * k + 1]) for k, name in enumerate(inputs)}
+
+    for name, (a, b) in asyncio.run(through_seam()).items():
+        im = registry[name].card.image
+        assert a.dtype == np.uint8 and a.shape == (5, im.channels, im.height, im.width)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, local.engines[name].run(*inputs[name]))
+    cpu = {name: "CPUExecutionProvider" for name in registry}
+    assert asyncio.run(inprocess.providers()) == asyncio.run(adaptive.providers()) == cpu
+
+
+@pytest.mark.parametrize("batching", ["inprocess", "adaptive"])
+def test_the_service_graph_is_the_same_in_every_batching_mode(batching: str) -> None:
+    """A bento records the services declared at build time and serves them in any mode, so
+    the declaration must not depend on where it was built (`GAN_BATCHING` there)."""
+    code = "import service.app as app; print(sorted(app.GanService.all_services()))"
+    env = {**os.environ, "GAN_BATCHING": batching, "GAN_PROVIDERS": "cpu"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "['gan_generator', 'gan_service']"
