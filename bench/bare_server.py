@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bench.common import inputs, session, shipped_models
+from bench.common import session, shipped_models
 from bench.naive_server import (
     MAX_N,
     BadRequest,
@@ -24,13 +24,14 @@ from bench.naive_server import (
     run,
     worker_count,
 )
+from service.inputs import model_inputs
 
 
 def build_app() -> Starlette:
     models = {m.name: m for m in shipped_models()}
     pngs: dict[tuple[str, int], bytes] = {}
     for name, model in models.items():
-        (images,) = session(model).run(None, inputs(model.card, MAX_N, seed=0))
+        (images,) = session(model).run(None, model_inputs(model.card, MAX_N))
         for n in range(1, MAX_N + 1):
             pngs[name, n] = render(images[:n], "png")
 

@@ -1,35 +1,26 @@
-"""Shared by the benchmarks: model folders, inputs exactly as the service builds them, sessions."""
+"""Shared by the benchmarks: the shipped models, devices, sessions as the service builds them.
+
+Inputs come from `service.inputs.model_inputs`, as the service builds them.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 
 from harness import REPO_ROOT as ROOT
-from service.card import MODEL_FILE, ModelCard, sha256_of
 from service.engine import Engine
-from service.latents import class_vector, latents_from_seed
-from service.registry import ModelEntry, load_entry
+from service.registry import ModelEntry, load_entry, model_folders
 from service.settings import Settings, accelerator_available
 
 MODELS_DIR = Path(os.environ.get("GAN_MODELS_DIR", ROOT / "models"))
 
 
 def shipped_models(models_dir: Path = MODELS_DIR) -> list[ModelEntry]:
-    """Every model folder with a card, sorted by name, checked as the service checks it."""
-    folders = sorted(p.parent for p in Path(models_dir).glob("*/card.json"))
-    return [load_entry(f) for f in folders]
-
-
-def inputs(card: ModelCard, n: int, seed: int = 0, label: int = 0) -> dict[str, np.ndarray]:
-    """Feeds for one request, built with the service's own latent and class-vector code."""
-    feeds = {"z": latents_from_seed(seed, n, card.latent_dim)}
-    if card.conditional:
-        feeds["y"] = np.tile(class_vector(label % card.num_classes, card.class_names), (n, 1))
-    return feeds
+    """Every model folder the service would serve, sorted by name, checked as it checks them."""
+    return [load_entry(f) for f in model_folders(models_dir)]
 
 
 def providers_for(device: str) -> list[str]:
@@ -61,26 +52,3 @@ def describe_options(sess: ort.InferenceSession) -> str:
         f"graph_optimization_level={o.graph_optimization_level.name}, "
         f"providers={sess.get_providers()}"
     )
-
-
-def fp16_variant(model: ModelEntry, out_dir: Path) -> ModelEntry:
-    """An FP16 copy of `model` in `out_dir`, converted as `training.export --fp16` does
-    (float32 inputs and outputs kept), with a matching card, so the Engine accepts it."""
-    import onnx
-
-    from training.fp16 import to_fp16
-
-    folder = Path(out_dir) / f"{model.name}-fp16"
-    folder.mkdir(parents=True, exist_ok=True)
-    half = to_fp16(onnx.load(str(model.onnx_path)))
-    onnx.checker.check_model(half)
-    onnx.save(half, str(folder / MODEL_FILE))
-    card = model.card.model_copy(
-        update={
-            "name": f"{model.name}-fp16",
-            "precision": "fp16",
-            "sha256": sha256_of(folder / MODEL_FILE),
-        }
-    )
-    card.save(folder)
-    return ModelEntry(card, folder)

@@ -26,8 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import devices, fp16_variant, inputs, providers_for, shipped_models
+from bench.common import devices, providers_for, shipped_models
+from harness.fp16 import fp16_variant
 from service.engine import Engine
+from service.inputs import model_inputs
 from service.registry import ModelEntry
 from service.settings import Settings
 
@@ -70,7 +72,7 @@ def measure(
     engine = Engine(
         model, providers_for(device), settings.ort_threads, announce=False, io_binding=binding
     )
-    feeds = inputs(model.card, batch, seed=batch)
+    feeds = model_inputs(model.card, batch, seed=batch)
 
     def call() -> object:
         return engine.run_float(feeds["z"], feeds.get("y"))

@@ -25,9 +25,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bench.common import inputs, shipped_models
+from bench.common import shipped_models
 from service import imaging
 from service.engine import build_engines
+from service.inputs import model_inputs
 from service.registry import ModelEntry
 from service.render import grid_bytes
 from service.settings import Settings
@@ -39,20 +40,26 @@ class BadRequest(ValueError):
     pass
 
 
-def parse(body: object, models: dict[str, ModelEntry]) -> tuple[ModelEntry, int, int, int, str]:
+def parse(
+    body: object, models: dict[str, ModelEntry]
+) -> tuple[ModelEntry, int, int, int | None, str]:
     """(model, n, seed, label, format) from a /generate body; BadRequest names the field."""
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object")
     name = body.get("model", next(iter(models)))
     if name not in models:
         raise BadRequest(f"model: unknown {name!r}")
-    n, seed, label = body.get("n", 1), body.get("seed", 0), body.get("label", 0)
+    n, seed, label = body.get("n", 1), body.get("seed", 0), body.get("label")
     if not isinstance(n, int) or not 1 <= n <= MAX_N:
         raise BadRequest(f"n: must be an integer in 1..{MAX_N}")
     if not isinstance(seed, int) or seed < 0:
         raise BadRequest("seed: must be a non-negative integer")
-    if not isinstance(label, int):
-        raise BadRequest("label: this server takes class indices only")
+    card = models[name].card
+    if label is not None:
+        if not card.conditional:
+            raise BadRequest(f"label: model {name!r} is unconditional")
+        if not isinstance(label, int) or not 0 <= label < card.num_classes:
+            raise BadRequest(f"label: must be a class index in 0..{card.num_classes - 1}")
     fmt = body.get("format", "png")
     if fmt not in ("png", "jpeg", "webp"):
         raise BadRequest("format: must be png, jpeg or webp")
@@ -71,8 +78,8 @@ def build_app(threadpool: bool = False) -> Starlette:
     settings = Settings.from_env()
     engines = build_engines(models, settings.providers, settings.ort_threads, settings.io_binding)
 
-    def generate_sync(model: ModelEntry, n: int, seed: int, label: int, fmt: str) -> bytes:
-        feeds = inputs(model.card, n, seed, label)
+    def generate_sync(model: ModelEntry, n: int, seed: int, label: int | None, fmt: str) -> bytes:
+        feeds = model_inputs(model.card, n, seed, label)
         return render(engines[model.name].run_float(feeds["z"], feeds.get("y")), fmt)
 
     async def generate(request: Request) -> Response:

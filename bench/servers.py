@@ -1,51 +1,39 @@
-"""Start a server under test as a subprocess on a free loopback port; stop it afterwards."""
+"""The servers under test, started through the harness (`harness.server_process`) on a free
+loopback port: bench's reference servers as plain subprocesses, the service as `LiveServer`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
 import os
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
-
-from bench.common import ROOT
 from harness.live_server import LiveServer
+from harness.server_process import ServerProcess
 from service.settings import Settings
 
 PY = sys.executable
+READY_TIMEOUT_S = 180.0  # a loaded CI machine can take minutes to warm every worker up
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, timeout_s: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} not ready after {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
-
-
-@dataclass(frozen=True)
 class Running:
-    url: str
-    pid: int  # leader of its own process group (workers are its children)
+    """A started server: its URL, its process group leader, and the CPU it has used."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    @property
+    def pid(self) -> int:
+        """Leader of its own process group (workers are its children)."""
+        return self.server.pid
 
     def cpu_seconds(self) -> float:
         """CPU seconds used so far by the server and its workers."""
@@ -72,38 +60,6 @@ def tree_cpu_seconds(root: int) -> float:
     return sum(procs[pid][1] for pid in tree if pid in procs) / os.sysconf("SC_CLK_TCK")
 
 
-@contextlib.contextmanager
-def serve(
-    cmd: list[str], port: int, env: dict[str, str] | None = None, timeout_s: float = 120.0
-) -> Iterator[Running]:
-    """Run `cmd` (which must listen on 127.0.0.1:port); yield its URL and pid once ready."""
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.NamedTemporaryFile(
-        "w+", prefix="bench-server-", suffix=".log", delete=False
-    ) as log:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,  # its own process group: workers stop with it
-        )
-    log_path = Path(log.name)
-    try:
-        _wait_ready(url, proc, timeout_s, log_path)
-        yield Running(url, proc.pid)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log_path.unlink(missing_ok=True)
-
-
 def naive(port: int, workers: int = 1) -> list[str]:
     return [PY, "-m", "bench.naive_server", "--port", str(port), "--workers", str(workers)]
 
@@ -114,17 +70,17 @@ def bare(port: int, workers: int = 1) -> list[str]:
 
 @contextlib.contextmanager
 def python_server(command: Callable[[int], list[str]], env: dict[str, str]) -> Iterator[Running]:
-    port = free_port()
-    with serve(command(port), port, env) as running:
-        yield running
+    """A reference server (`command(port)`), ready once its /readyz answers."""
+    name = command.func.__name__ if isinstance(command, functools.partial) else "server"
+    with ServerProcess(command, env=env, ready_timeout=READY_TIMEOUT_S, name=name) as server:
+        yield Running(server)
 
 
 @contextlib.contextmanager
 def bentoml_service(env: dict[str, str]) -> Iterator[Running]:
-    """`bentoml serve` of this repo via the tests' LiveServer (private BENTOML_HOME)."""
-    with LiveServer(env=env, ready_timeout=180) as live:
-        assert live.proc is not None
-        yield Running(live.url, live.proc.pid)
+    """`bentoml serve` of this repo (private BENTOML_HOME)."""
+    with LiveServer(env=env, ready_timeout=READY_TIMEOUT_S) as live:
+        yield Running(live)
 
 
 @dataclass(frozen=True)
