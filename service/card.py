@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,19 +26,56 @@ class ImageShape(BaseModel):
 
 
 class Training(BaseModel):
-    """How the generator was trained, enough to reproduce it."""
+    """How the generator was trained and exported, enough to reproduce it."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
 
     command: str = ""
-    epochs: int = 0
-    steps: int = 0
+    epochs: int = Field(default=0, ge=0)
+    steps: int = Field(default=0, ge=0)
     loss: str = ""
-    batch_size: int = 0
-    wall_time_s: float = 0.0
+    batch_size: int = Field(default=0, ge=0)
+    wall_time_s: float = Field(default=0.0, ge=0)
     device: str = ""
-    ema_decay: float = 0.0
+    ema_decay: float = Field(default=0.0, ge=0, lt=1)
     seed: int = 0
+    spectral_norm: bool = False
+    width: int = Field(default=0, ge=0)
+    lr: float = Field(default=0.0, ge=0)
+    # Batches of random latents (of `batch_size`) over which the exporter re-estimated the
+    # batch-norm running statistics with the exported weights; 0: the statistics as trained.
+    bn_batches: int = Field(default=0, ge=0)
+    export_parity_max_abs_diff: float | None = Field(default=None, ge=0)
+
+
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class Metrics(BaseModel):
+    """Measured quality, written by `training.evaluate` (absent until a model is evaluated)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    evaluator: str
+    samples: int = Field(ge=1)
+    fd: float  # Fréchet distance, generated vs. test-set features
+    fd_floor: float = Field(gt=0)  # the same distance for real train images
+    fd_ratio: float
+    diversity: float = Field(ge=0)  # mean pairwise feature distance, generated over real
+    diversity_ok: bool
+    diversity_per_class: list[float] | None = None  # class order; classes under 2 images left out
+    # Conditional models: how often the classifier recovers the requested class.
+    class_accuracy: Fraction | None = None
+    per_class_accuracy: list[Fraction] | None = None
+    # Unconditional models: total variation distance between the classifier's predicted-class
+    # histogram of generated images and the uniform one.
+    coverage_tvd: Fraction | None = None
+
+    @model_validator(mode="after")
+    def _accuracy_overall_and_per_class_together(self) -> Metrics:
+        if (self.class_accuracy is None) != (self.per_class_accuracy is None):
+            raise ValueError("class_accuracy and per_class_accuracy come together")
+        return self
 
 
 class ModelCard(BaseModel):
@@ -58,7 +95,7 @@ class ModelCard(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     parameters: int = 0
     training: Training = Field(default_factory=Training)
-    metrics: dict[str, object] = Field(default_factory=dict)
+    metrics: Metrics | None = None
 
     @property
     def conditional(self) -> bool:
@@ -78,6 +115,12 @@ class ModelCard(BaseModel):
             )
         if len({c.lower() for c in self.class_names}) != len(self.class_names):
             raise ValueError("class_names must be unique (case-insensitive)")
+        per_class = self.metrics.per_class_accuracy if self.metrics else None
+        if per_class is not None and len(per_class) != self.num_classes:
+            raise ValueError(
+                f"metrics.per_class_accuracy has {len(per_class)} entries for "
+                f"{self.num_classes} classes"
+            )
         return self
 
     def save(self, folder: Path) -> Path:

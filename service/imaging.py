@@ -65,8 +65,3 @@ def encode_gif(frames: list[Image.Image], frame_ms: int = 80) -> bytes:
         loop=0,
     )
     return buffer.getvalue()
-
-
-def save_grid(images_float: np.ndarray, path: str, columns: int | None = None) -> None:
-    """Write a PNG grid of generator output in [-1, 1] (used by training for sample grids)."""
-    to_pil(make_grid(to_uint8(images_float), columns=columns)).save(path)

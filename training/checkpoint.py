@@ -9,6 +9,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel
+
+from training.networks import NetworkSpec, build
 
 
 class CheckpointError(RuntimeError):
@@ -61,3 +64,15 @@ def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str
     if missing:
         raise CheckpointError(f"checkpoint {path} lacks {missing}")
     return payload
+
+
+def generator_from_checkpoint(state: dict[str, Any]) -> torch.nn.Module:
+    """The generator to export: EMA weights when the run kept them, in eval mode."""
+    generator, _ = build(NetworkSpec(**state["spec"]))
+    if state.get("ema") is not None:
+        ema = AveragedModel(generator, use_buffers=True)
+        ema.load_state_dict(state["ema"])
+        generator = ema.module
+    else:
+        generator.load_state_dict(state["generator"])
+    return generator.eval()

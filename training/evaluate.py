@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from service.card import MODEL_FILE, ModelCard
-from service.imaging import save_grid
+from service.card import CARD_FILE, MODEL_FILE, Metrics, ModelCard
 from training import data
+from training.grids import save_grid
 
 CLASSIFIER_DIR = Path(__file__).resolve().parent.parent / "evaluation" / "fashion-classifier"
 DIVERSITY_PAIRS = 2000  # random pairs per class; plenty for a stable mean distance
@@ -54,20 +54,22 @@ class Report:
             and min(self.diversity_per_class) >= DIVERSITY_MIN_CLASS
         )
 
-    def metrics(self) -> dict:
-        out = {
-            "evaluator": "fashion-classifier features (evaluation/fashion-classifier)",
-            "samples": self.samples,
-            "fd": round(self.fd, 4),
-            "fd_floor": round(self.floor, 4),
-            "fd_ratio": round(self.ratio, 3),
-            "diversity": round(self.diversity, 3),
-            "diversity_ok": self.diversity_ok,
-        }
-        if self.class_accuracy is not None:
-            out["class_accuracy"] = round(self.class_accuracy, 4)
-            out["per_class_accuracy"] = [round(a, 4) for a in self.per_class_accuracy]
-        return out
+    def metrics(self) -> Metrics:
+        conditional = self.class_accuracy is not None
+        return Metrics(
+            evaluator="fashion-classifier features (evaluation/fashion-classifier)",
+            samples=self.samples,
+            fd=round(self.fd, 4),
+            fd_floor=round(self.floor, 4),
+            fd_ratio=round(self.ratio, 3),
+            diversity=round(self.diversity, 3),
+            diversity_ok=self.diversity_ok,
+            diversity_per_class=[round(d, 3) for d in self.diversity_per_class],
+            class_accuracy=round(self.class_accuracy, 4) if conditional else None,
+            per_class_accuracy=(
+                [round(a, 4) for a in self.per_class_accuracy] if conditional else None
+            ),
+        )
 
 
 class FeatureExtractor:
@@ -235,9 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             save_grid(images[:100], str(path), columns=10)
             print(f"wrote sample grid {path}")
         if not args.no_write:
-            card.metrics = {**card.metrics, **report.metrics()}
+            card.metrics = report.metrics()
             card.save(folder)
-            print(f"wrote metrics to {folder / 'card.json'}")
+            print(f"wrote metrics to {folder / CARD_FILE}")
     return 0
 
 

@@ -1,10 +1,12 @@
 """Export a training checkpoint's generator to `OUT_DIR/model.onnx` + `card.json`.
 
     python -m training.export runs/smoke/checkpoint.pt models/my-model [--name NAME] [--fp16]
+        [--bn-batches 100]
 
 The exported graph has inputs `z` [N, latent_dim] (and `y` [N, num_classes] when
-conditional), output `image` [N, C, H, W] in [-1, 1], and a dynamic batch axis. Every
-export is parity-checked against PyTorch at batch sizes 1, 7 and 64; a mismatch fails it.
+conditional), output `image` [N, C, H, W] in [-1, 1], and a dynamic batch axis. Before
+export the batch-norm running statistics are re-estimated with the exported (EMA) weights.
+Every export is parity-checked against PyTorch at batch sizes 1, 7 and 64; a mismatch fails it.
 """
 
 from __future__ import annotations
@@ -21,16 +23,16 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from service.card import MODEL_FILE, ImageShape, ModelCard, Training, sha256_of
-from training import checkpoint
+from service.card import CARD_FILE, MODEL_FILE, ImageShape, ModelCard, Training, sha256_of
+from training import batchnorm, checkpoint
 from training.fp16 import to_fp16
 from training.networks import NetworkSpec, count_parameters
-from training.trainer import generator_from_checkpoint
 
 PARITY_BATCHES = (1, 7, 64)
 FP32_TOLERANCE = 1e-4
 FP16_TOLERANCE = 2e-2  # half precision keeps ~3 significant digits; tanh output is in [-1, 1]
 OPSET = 18
+BN_BATCHES = 100  # batches of random latents for the batch-norm statistics
 
 
 class ExportError(RuntimeError):
@@ -130,11 +132,15 @@ def export(
     name: str | None = None,
     fp16: bool = False,
     version: str = "1",
+    bn_batches: int = BN_BATCHES,
 ) -> ModelCard:
     checkpoint_path, out_dir = Path(checkpoint_path), Path(out_dir)
     state = checkpoint.load(checkpoint_path)
     spec = NetworkSpec(**state["spec"])
-    generator = generator_from_checkpoint(state)
+    cfg = state["config"]
+    generator = checkpoint.generator_from_checkpoint(state)
+    # Seeded by the run's seed: re-exporting a checkpoint gives the same file.
+    bn_batches = batchnorm.reestimate(generator, spec, bn_batches, cfg["batch_size"], cfg["seed"])
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / MODEL_FILE
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
@@ -143,7 +149,6 @@ def export(
         tolerance = FP16_TOLERANCE if fp16 else FP32_TOLERANCE
         worst = parity(generator, spec, staged, tolerance)
         staged.replace(model_path)  # only a model that passed parity reaches OUT_DIR
-    cfg = state["config"]
     card = ModelCard(
         name=name or default_name(checkpoint_path),
         version=version,
@@ -169,15 +174,15 @@ def export(
             spectral_norm=spec.spectral_norm,
             width=spec.width,
             lr=cfg["lr"],
+            bn_batches=bn_batches,
+            export_parity_max_abs_diff=worst,
         ),
-        metrics={"export_parity_max_abs_diff": worst},
     )
-    previous = out_dir / "card.json"
-    if previous.exists():  # keep measured quality when re-exporting the same weights
+    if (out_dir / CARD_FILE).exists():  # keep measured quality when re-exporting the same file
         try:
             old = ModelCard.load(out_dir)
             if old.sha256 == card.sha256:
-                card.metrics = {**old.metrics, **card.metrics}
+                card.metrics = old.metrics
         except Exception:  # a broken old card is simply replaced
             pass
     card.save(out_dir)
@@ -193,17 +198,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", help="model name (default: the checkpoint's run folder)")
     p.add_argument("--version", default="1")
     p.add_argument("--fp16", action="store_true", help="half-precision weights, float32 I/O")
+    p.add_argument(
+        "--bn-batches",
+        type=int,
+        default=BN_BATCHES,
+        metavar="N",
+        help="re-estimate batch-norm statistics with the exported weights over N batches of "
+        "random latents (the run's batch size); 0 keeps them as trained (default: %(default)s)",
+    )
     args = p.parse_args(argv)
+    if args.bn_batches < 0:
+        p.error("--bn-batches must be 0 or more")
     try:
-        card = export(args.checkpoint, args.out_dir, args.name, args.fp16, args.version)
+        card = export(
+            args.checkpoint, args.out_dir, args.name, args.fp16, args.version, args.bn_batches
+        )
     except (checkpoint.CheckpointError, ExportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     size_mb = (Path(args.out_dir) / MODEL_FILE).stat().st_size / 1e6
     print(
         f"exported {card.name} ({card.architecture}, {card.parameters:,} params, "
-        f"{size_mb:.1f} MB, {card.precision}) to {args.out_dir}; parity max abs diff "
-        f"{card.metrics['export_parity_max_abs_diff']:.1e}"
+        f"{size_mb:.1f} MB, {card.precision}) to {args.out_dir}; batch-norm statistics from "
+        f"{card.training.bn_batches} batches; parity max abs diff "
+        f"{card.training.export_parity_max_abs_diff:.1e}"
     )
     return 0
 

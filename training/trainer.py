@@ -23,9 +23,9 @@ from torch.optim.swa_utils import AveragedModel
 from torch.utils.data.distributed import DistributedSampler
 from tqdm import tqdm
 
-from service.imaging import save_grid
 from training import checkpoint, data, losses
 from training.config import TrainConfig
+from training.grids import save_grid
 from training.networks import NetworkSpec, build, count_parameters
 
 CSV_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s"]
@@ -330,16 +330,3 @@ class Trainer:
             checkpoint.restore_rng(state["rng"])
         if self.is_main:
             print(f"resumed from {self.cfg.resume} at epoch {self.epoch}, step {self.step}")
-
-
-def generator_from_checkpoint(state: dict) -> torch.nn.Module:
-    """The generator to export: EMA weights when the run kept them, in eval mode."""
-    spec = NetworkSpec(**state["spec"])
-    generator, _ = build(spec)
-    if state.get("ema") is not None:
-        ema = AveragedModel(generator, use_buffers=True)
-        ema.load_state_dict(state["ema"])
-        generator = ema.module
-    else:
-        generator.load_state_dict(state["generator"])
-    return generator.eval()

@@ -1,11 +1,14 @@
 """The generators shipped in models/: integrity, contract, and a quality regression check."""
 
+import json
+
 import numpy as np
 import onnxruntime as ort
 import pytest
+from pydantic import ValidationError
 
 from harness import MODELS_DIR
-from service.card import MODEL_FILE, ModelCard, sha256_of
+from service.card import CARD_FILE, MODEL_FILE, ModelCard, sha256_of
 from training.evaluate import Evaluator, generate
 
 MODELS = MODELS_DIR
@@ -20,7 +23,8 @@ def test_shipped_model_matches_its_card(name: str) -> None:
     assert sha256_of(folder / MODEL_FILE) == card.sha256
     assert (folder / MODEL_FILE).stat().st_size <= 20e6
     assert card.training.epochs > 0 and card.training.command.startswith("python -m training")
-    assert {"fd", "fd_floor", "fd_ratio", "diversity"} <= set(card.metrics)
+    assert card.metrics is not None and card.metrics.fd_ratio > 1 and card.metrics.diversity_ok
+    assert (card.metrics.class_accuracy is not None) == card.conditional
     session = ort.InferenceSession(str(folder / MODEL_FILE), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == card.input_names
     rng = np.random.default_rng(0)
@@ -41,5 +45,25 @@ def test_cgan_class_accuracy_stays_within_five_points_of_its_card() -> None:
     card = ModelCard.load(folder)
     images, requested = generate(folder, 2000, seed=123)
     report = Evaluator().score(images, requested, seed=123)
-    assert report.class_accuracy == pytest.approx(card.metrics["class_accuracy"], abs=0.05)
+    assert report.class_accuracy == pytest.approx(card.metrics.class_accuracy, abs=0.05)
     assert report.diversity_ok
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        (lambda c: c["training"].update(lr_g=1e-4), "training.lr_g"),
+        (lambda c: c["metrics"].update(fid=3.0), "metrics.fid"),
+        (lambda c: c["metrics"].update(fd="low"), "metrics.fd"),
+        (lambda c: c["metrics"]["per_class_accuracy"].pop(), "per_class_accuracy"),
+        (lambda c: c["metrics"].update(per_class_accuracy=None), "per_class_accuracy"),
+        (lambda c: c["metrics"].update(coverage_tvd=1.5), "metrics.coverage_tvd"),
+    ],
+)
+def test_card_schema_is_strict(change, field: str) -> None:
+    """Every key is declared: a misspelt or undeclared one fails instead of riding along."""
+    raw = json.loads((MODELS / "fashion-cgan" / CARD_FILE).read_text())
+    ModelCard.model_validate(raw)
+    change(raw)
+    with pytest.raises(ValidationError, match=field):
+        ModelCard.model_validate(raw)
