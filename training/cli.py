@@ -1,16 +1,54 @@
-"""`python -m training`: train a GAN generator. Values come from defaults < --config < flags."""
+"""`python -m training`: train a GAN generator. Values come from defaults < --config < flags.
+
+One flag per `TrainConfig` field (`batch_size` -> `--batch-size`), with the field's type,
+default and help, so the flags cannot drift from the config.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shlex
 import sys
+import types
+import typing
 
 from training import data
 from training.checkpoint import CheckpointError
-from training.config import TrainConfig
+from training.config import LOSS_DEFAULTS, TrainConfig
 from training.losses import LOSSES
 from training.networks import ARCHITECTURES, IMAGE_SIZES
+
+CHOICES: dict[str, tuple] = {"arch": ARCHITECTURES, "loss": LOSSES, "image_size": IMAGE_SIZES}
+
+
+def default_text(f: dataclasses.Field) -> str:
+    if any(f.name in per_loss for per_loss in LOSS_DEFAULTS.values()):
+        return "depends on --loss: " + ", ".join(
+            f"{loss} {values[f.name]:g}" for loss, values in LOSS_DEFAULTS.items()
+        )
+    if f.default is None:
+        return f.metadata["shown"]
+    if isinstance(f.default, bool):
+        return "on" if f.default else "off"
+    return str(f.default)
+
+
+def value_type(annotation: object) -> type:
+    """`int | None` -> int: None is what an absent flag means, never a value to type."""
+    if isinstance(annotation, types.UnionType):
+        (inner,) = [t for t in typing.get_args(annotation) if t is not type(None)]
+        return inner
+    return annotation  # type: ignore[return-value]
+
+
+def add_flag(p: argparse.ArgumentParser, f: dataclasses.Field, kind: type) -> None:
+    flag = "--" + f.name.replace("_", "-")
+    text = f"{f.metadata['help']} (default: {default_text(f)})".replace("%", "%%")
+    if kind is bool:
+        p.add_argument(flag, action=argparse.BooleanOptionalAction, help=text)
+    else:
+        p.add_argument(flag, type=kind, choices=CHOICES.get(f.name), help=text)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -19,33 +57,12 @@ def parser() -> argparse.ArgumentParser:
         description="Train a DCGAN, conditional GAN or MLP GAN generator.",
         argument_default=argparse.SUPPRESS,  # unset flags fall through to the config file
     )
-    p.add_argument("--config", help="a .toml or .json file of TrainConfig values")
-    p.add_argument("--arch", choices=ARCHITECTURES)
-    p.add_argument("--loss", choices=LOSSES)
-    p.add_argument("--dataset", help=f"one of {', '.join(data.DATASETS)}")
-    p.add_argument("--data-root", help="where data sets live (Fashion-MNIST: its IDX folder)")
-    p.add_argument("--download", action="store_true", help="fetch MNIST/SVHN/CIFAR-10")
-    p.add_argument("--limit", type=int, help="train on the first N images only")
-    p.add_argument("--image-size", type=int, choices=IMAGE_SIZES)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch-size", type=int, help="global batch size (split across ranks)")
-    p.add_argument("--lr", type=float)
-    p.add_argument("--lr-d", type=float, help="discriminator learning rate (default: --lr)")
-    p.add_argument("--beta1", type=float)
-    p.add_argument("--beta2", type=float)
-    p.add_argument("--latent-dim", type=int)
-    p.add_argument("--width", type=int, help="base feature width of G and D")
-    p.add_argument("--spectral-norm", action=argparse.BooleanOptionalAction)
-    p.add_argument("--n-critic", type=int)
-    p.add_argument("--gp-weight", type=float)
-    p.add_argument("--ema-decay", type=float, help="0 disables the EMA generator")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--amp", action=argparse.BooleanOptionalAction, help="bf16 on CUDA")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--out", help="run folder for checkpoint, grids and losses")
-    p.add_argument("--resume", help="checkpoint to continue from")
-    p.add_argument("--log-every", type=int)
+    p.add_argument(
+        "--config", metavar="FILE", help="a .toml or .json file of these values (keys: a_b)"
+    )
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        add_flag(p, f, value_type(hints[f.name]))
     return p
 
 

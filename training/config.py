@@ -1,11 +1,14 @@
-"""Training configuration: plain values with defaults, overridable from a file and the CLI."""
+"""Training configuration: plain values with defaults and help; a file and the CLI override them."""
 
 from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
+
+from training.data import DATASETS
 
 # Optimiser defaults per loss: the DCGAN paper's Adam for BCE and hinge; the WGAN-GP paper's
 # (Gulrajani et al., 2017) for the Wasserstein critic. An explicit value always wins.
@@ -16,35 +19,60 @@ LOSS_DEFAULTS: dict[str, dict[str, float]] = {
 }
 
 
+def option(default: object, help: str, *, shown: str | None = None) -> Any:
+    """A config field with its command-line help; `shown` says what a None default means."""
+    return field(default=default, metadata={"help": help, "shown": shown})
+
+
 @dataclass
 class TrainConfig:
-    arch: str = "dcgan"
-    loss: str = "bce"
-    dataset: str = "fashion-mnist"
-    data_root: str | None = None
-    download: bool = False
-    limit: int | None = None  # use only the first N training images
-    image_size: int | None = None  # default: the data set's own size
-    epochs: int = 5
-    batch_size: int = 128
-    lr: float | None = None  # Adam; default per loss (LOSS_DEFAULTS)
-    lr_d: float | None = None  # discriminator learning rate (default: lr)
-    beta1: float | None = None
-    beta2: float | None = None
-    latent_dim: int = 100
-    width: int = 32
-    spectral_norm: bool = False
-    n_critic: int | None = None  # discriminator steps (each on a fresh batch) per G step
-    gp_weight: float = 10.0
-    ema_decay: float = 0.999  # 0 disables the EMA generator
-    seed: int = 0
-    device: str = "auto"  # auto, cpu, cuda, cuda:N
-    amp: bool = True  # mixed precision (bf16 autocast) on CUDA; ignored on CPU
-    threads: int | None = None  # torch intra-op threads on CPU
-    out: str = "runs/default"
-    resume: str | None = None
-    log_every: int = 10  # steps between loss rows in losses.csv
-    grid_size: int = 64  # samples in each epoch's grid
+    """Every value of a training run; `training.cli` makes one flag per field from these."""
+
+    arch: str = option(
+        "dcgan", "dcgan, cgan (class-conditional) or mlp (the fully connected baseline)"
+    )
+    loss: str = option("bce", "bce (non-saturating, real label 0.9), hinge or wgan-gp")
+    dataset: str = option(
+        "fashion-mnist", f"one of {', '.join(DATASETS)} (one sub-folder per class)"
+    )
+    data_root: str | None = option(
+        None,
+        "where data sets live (Fashion-MNIST: its IDX folder)",
+        shown="$FASHION_MNIST_DIR (else Debian's folder) for Fashion-MNIST, data/ for others",
+    )
+    download: bool = option(False, "fetch MNIST, SVHN or CIFAR-10 into --data-root")
+    limit: int | None = option(None, "train on the first N images only", shown="all")
+    image_size: int | None = option(
+        None,
+        "image side in pixels (folder images are resized to it)",
+        shown="the data set's; 64 for folders",
+    )
+    epochs: int = option(5, "passes over the training set")
+    batch_size: int = option(128, "global batch size (split across ranks)")
+    lr: float | None = option(None, "Adam learning rate of the generator")
+    lr_d: float | None = option(None, "discriminator learning rate", shown="--lr")
+    beta1: float | None = option(None, "Adam beta1")
+    beta2: float | None = option(None, "Adam beta2")
+    latent_dim: int = option(100, "latent vector size")
+    width: int = option(32, "base feature width of G and D")
+    spectral_norm: bool = option(False, "spectral normalisation in D (replaces its batch norm)")
+    n_critic: int | None = option(
+        None, "discriminator steps, each on a fresh batch, per generator step"
+    )
+    gp_weight: float = option(10.0, "gradient penalty weight (wgan-gp)")
+    ema_decay: float = option(
+        0.999, "decay of the EMA of generator weights, which is what gets exported; 0 disables"
+    )
+    seed: int = option(0, "random seed")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N")
+    amp: bool = option(True, "mixed precision (bf16 autocast) on CUDA; ignored on CPU")
+    threads: int | None = option(None, "torch intra-op threads on CPU", shown="torch's choice")
+    out: str = option("runs/default", "run folder for checkpoint, grids and losses")
+    resume: str | None = option(None, "checkpoint to continue from", shown="a fresh start")
+    log_every: int = option(10, "steps between loss rows in losses.csv")
+    grid_size: int = option(
+        64, "samples in each epoch's grid (cGAN: rounded down to whole rows of classes)"
+    )
 
     def __post_init__(self) -> None:
         if self.loss not in LOSS_DEFAULTS:
