@@ -22,11 +22,12 @@ import yaml
 
 from harness import REPO_ROOT
 from harness.live_server import free_port
+from service.card import CARD_FILE, MODEL_FILE
 
 ROOT = REPO_ROOT
 BENTOML = Path(sys.executable).parent / "bentoml"
 # Every model folder in the repo ships; these two at least (the contract).
-SHIPPED_MODELS = tuple(sorted(p.parent.name for p in (ROOT / "models").glob("*/card.json")))
+SHIPPED_MODELS = tuple(sorted(p.parent.name for p in (ROOT / "models").glob(f"*/{CARD_FILE}")))
 assert {"fashion-cgan", "fashion-dcgan"} <= set(SHIPPED_MODELS), SHIPPED_MODELS
 # Per bentofile: the ONNX Runtime build it must require and the Dockerfile's base image.
 VARIANTS = {
@@ -86,10 +87,10 @@ def test_bento_holds_service_and_models(bento: tuple[str, Path]) -> None:
 
     for name in SHIPPED_MODELS:
         folder = src / "models" / name
-        assert {"card.json", "model.onnx"} <= {p.name for p in folder.iterdir()}
-        card = json.loads((folder / "card.json").read_text())
+        assert {CARD_FILE, MODEL_FILE} <= {p.name for p in folder.iterdir()}
+        card = json.loads((folder / CARD_FILE).read_text())
         assert card["name"] == name
-        assert _sha256(folder / "model.onnx") == _sha256(ROOT / "models" / name / "model.onnx")
+        assert _sha256(folder / MODEL_FILE) == _sha256(ROOT / "models" / name / MODEL_FILE)
 
 
 @pytest.mark.slow

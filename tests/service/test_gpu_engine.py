@@ -14,13 +14,13 @@ import pytest
 
 from bench.common import fp16_variant
 from harness import REPO_ROOT
-from service.card import MODEL_FILE, ModelCard
+from service.card import CARD_FILE, MODEL_FILE, ModelCard
 from service.engine import Engine
 from service.registry import load_entry
 from service.settings import accelerator_available, parse_providers
 
 ROOT = REPO_ROOT
-MODEL_FOLDERS = sorted(p.parent for p in (ROOT / "models").glob("*/card.json"))
+MODEL_FOLDERS = sorted(p.parent for p in (ROOT / "models").glob(f"*/{CARD_FILE}"))
 CUDA = "CUDAExecutionProvider"
 
 

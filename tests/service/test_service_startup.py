@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.live_server import LiveServer, ServerExited
+from service.card import CARD_FILE, MODEL_FILE
 from tests.conftest import MODELS_DIR
 
 
@@ -19,17 +20,17 @@ def _copy_models(tmp_path: Path) -> Path:
 
 
 def _truncate_model(folder: Path) -> Path:
-    path = folder / "model.onnx"
+    path = folder / MODEL_FILE
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     return path
 
 
 def _wrong_latent_dim(folder: Path) -> Path:
     # The card's sha256 still matches; only the graph check can catch this.
-    card = json.loads((folder / "card.json").read_text())
+    card = json.loads((folder / CARD_FILE).read_text())
     card["latent_dim"] += 1
-    (folder / "card.json").write_text(json.dumps(card))
-    return folder / "model.onnx"
+    (folder / CARD_FILE).write_text(json.dumps(card))
+    return folder / MODEL_FILE
 
 
 @pytest.mark.parametrize("damage", [_truncate_model, _wrong_latent_dim], ids=["truncated", "shape"])

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from service.card import CARD_FILE, MODEL_FILE
 from service.errors import RequestError
 from service.latents import (
     MAX_SEED,
@@ -119,18 +120,18 @@ def test_provider_setting() -> None:
 
 def test_registry_loads_the_shipped_models() -> None:
     registry = load_registry(MODELS_DIR)
-    assert set(registry) == {p.name for p in MODELS_DIR.glob("*/card.json") for p in [p.parent]}
+    assert set(registry) == {p.name for p in MODELS_DIR.glob(f"*/{CARD_FILE}") for p in [p.parent]}
 
 
 @pytest.mark.parametrize(
     ("damage", "named_file"),
     [
         (
-            lambda f: (f / "model.onnx").write_bytes((f / "model.onnx").read_bytes()[:500]),
-            "model.onnx",
+            lambda f: (f / MODEL_FILE).write_bytes((f / MODEL_FILE).read_bytes()[:500]),
+            MODEL_FILE,
         ),
-        (lambda f: (f / "model.onnx").unlink(), "model.onnx"),
-        (lambda f: (f / "card.json").write_text("{not json"), "card.json"),
+        (lambda f: (f / MODEL_FILE).unlink(), MODEL_FILE),
+        (lambda f: (f / CARD_FILE).write_text("{not json"), CARD_FILE),
     ],
     ids=["truncated", "missing-model", "bad-card"],
 )
