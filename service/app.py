@@ -20,10 +20,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service import runtime
+from service import logs, runtime, workers
+from service.access_log import AccessLogMiddleware
+from service.auth import BearerAuthMiddleware
 from service.batching import GanGenerator, make_backend
-from service.errors import FieldErrorMiddleware, RequestError
+from service.docs_ui import docs_routes
+from service.errors import ClientGone, ErrorShapeMiddleware, Overloaded, RequestError
+from service.header_timeout import HeaderTimeoutMiddleware
 from service.imaging import FORMATS
+from service.limits import RequestLimitsMiddleware
+from service.openapi import build_document
 from service.plan import Plan, plan_generate, plan_interpolate
 from service.render import base64_images, gif_bytes, grid_bytes, strip_bytes
 from service.schemas import GenerateRequest, InterpolateRequest, Sample, SamplesResponse
@@ -36,6 +42,21 @@ logging.getLogger("service").setLevel(logging.INFO)
 SETTINGS = runtime.settings()
 # Checked at import: `bentoml serve` refuses to start, naming the file, before any worker.
 REGISTRY = runtime.registry()
+LIMITS = runtime.limits()
+logs.configure(LIMITS.log_format)
+# BentoML's access log is replaced by service/access_log.py (one line per request, the field
+# at fault on a 4xx, overload summarised): its config needs every key to turn it off.
+NO_BENTOML_ACCESS_LOG = {
+    "access": {
+        "enabled": False,
+        "request_content_length": True,
+        "request_content_type": True,
+        "response_content_length": True,
+        "response_content_type": True,
+        "skip_paths": ["/metrics", "/healthz", "/livez", "/readyz"],
+        "format": {"trace_id": "032x", "span_id": "016x"},
+    }
+}
 
 # Below this many pixels per channel, encoding costs about what a hop to a thread does.
 INLINE_ENCODE_MAX_PIXELS = 4 * 32 * 32
@@ -62,7 +83,13 @@ async def list_models(request: Request) -> JSONResponse:
     )
 
 
-models_app = Starlette(routes=[Route("/models", list_models, methods=["GET"])])
+def openapi_document() -> dict:
+    return build_document(GanService.openapi_spec.asdict(), REGISTRY, LIMITS)
+
+
+models_app = Starlette(
+    routes=[Route("/models", list_models, methods=["GET"]), *docs_routes(openapi_document)]
+)
 
 
 @bentoml.asgi_app(models_app, path="/")
@@ -70,6 +97,7 @@ models_app = Starlette(routes=[Route("/models", list_models, methods=["GET"])])
     name="gan_service",
     workers=SETTINGS.workers,
     traffic={"timeout": 60},
+    logging=NO_BENTOML_ACCESS_LOG,
 )
 class GanService:
     """GAN image generation: /generate, /samples, /interpolate, GET /models."""
@@ -79,12 +107,19 @@ class GanService:
     generator = bentoml.depends(GanGenerator)
 
     def __init__(self) -> None:
-        self.backend = make_backend(SETTINGS, REGISTRY, self.generator)
+        self.backend = make_backend(SETTINGS, REGISTRY, self.generator, LIMITS)
+        workers.announce("api")
         logger.info("serving %s with %s inference", list(REGISTRY), SETTINGS.batching)
 
-    async def _infer(self, plan: Plan) -> np.ndarray:
-        """uint8 [N, C, H, W] for the plan: the one way into inference, on either path."""
-        return await self.backend.run(plan.card.name, plan.z, plan.y)
+    async def _infer(self, plan: Plan) -> np.ndarray | Response:
+        """uint8 [N, C, H, W] for the plan: the one way into inference, on either path; or
+        the answer to a request admission control shed (503) or whose client left (499)."""
+        try:
+            return await self.backend.run(plan.card.name, plan.z, plan.y)
+        except Overloaded as exc:
+            return exc.response()
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it; the access log does
 
     @staticmethod
     def _headers(plan: Plan) -> dict[str, str]:
@@ -106,6 +141,8 @@ class GanService:
         except RequestError as exc:
             return exc.response()
         pixels = await self._infer(plan)
+        if isinstance(pixels, Response):
+            return pixels
         body = await encode_off_loop(encode, pixels, *args)
         return Response(body, media_type=FORMATS[request.format], headers=self._headers(plan))
 
@@ -122,6 +159,8 @@ class GanService:
         except RequestError as exc:
             return exc.response()  # type: ignore[return-value]
         pixels = await self._infer(plan)
+        if isinstance(pixels, Response):
+            return pixels  # type: ignore[return-value]
         encoded = await encode_off_loop(base64_images, pixels, request.format)
         body = SamplesResponse(
             model=plan.card.name,
@@ -142,4 +181,14 @@ class GanService:
         return await self._image_response(plan_interpolate, request, encode)  # type: ignore[return-value]
 
 
-GanService.add_asgi_middleware(FieldErrorMiddleware)
+# Outermost first: the access log sees the final answer, in the one error shape.
+GanService.add_asgi_middleware(AccessLogMiddleware)
+GanService.add_asgi_middleware(ErrorShapeMiddleware)
+GanService.add_asgi_middleware(HeaderTimeoutMiddleware, limit_s=LIMITS.header_timeout_s)
+GanService.add_asgi_middleware(BearerAuthMiddleware, tokens=LIMITS.api_tokens)
+GanService.add_asgi_middleware(
+    RequestLimitsMiddleware,
+    max_body_bytes=LIMITS.max_body_bytes,
+    body_timeout_s=LIMITS.body_timeout_s,
+)
+

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from service.errors import clip
+
 MAX_SEED = 2**32 - 1
 
 Label = int | str | Mapping[str, float]
@@ -65,10 +67,11 @@ def class_index(label: int | str, class_names: Sequence[str]) -> int:
         key = label.strip().lower()
         if key in lowered:
             return lowered.index(key)
-        if key.isdigit() and int(key) < len(class_names):
+        # ASCII digits only: str.isdigit() also accepts "²", which int() rejects.
+        if key.isascii() and key.isdigit() and len(key) <= 6 and int(key) < len(class_names):
             return int(key)
     valid = ", ".join(f"{i}={c!r}" for i, c in enumerate(class_names))
-    raise LabelError(f"unknown class {label!r}; valid classes: {valid}")
+    raise LabelError(f"unknown class {clip(label)}; valid classes: {valid}")
 
 
 def class_vector(label: Label, class_names: Sequence[str]) -> np.ndarray:

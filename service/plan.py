@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service import runtime
 from service.card import ModelCard
-from service.errors import RequestError
+from service.errors import RequestError, clip
 from service.latents import (
     LabelError,
     SeedRangeError,
@@ -44,7 +45,8 @@ def pick_model(registry: dict[str, ModelEntry], name: str | None) -> ModelCard:
     if name is None:
         return next(iter(registry.values())).card
     if name not in registry:
-        raise RequestError("model", f"unknown model {name!r}; available: {sorted(registry)}", 404)
+        known = sorted(registry)
+        raise RequestError("model", f"unknown model {clip(name)}; available: {known}", 404)
     return registry[name].card
 
 
@@ -81,13 +83,35 @@ def _explicit_z(card: ModelCard, vectors: Sequence[Sequence[float]], field: str)
             raise RequestError(
                 name, f"latent has length {len(v)}; model {card.name!r} needs {card.latent_dim}"
             )
-    return np.asarray(vectors, dtype=np.float32).reshape(len(vectors), card.latent_dim)
+    return _finite(np.asarray(vectors, dtype=np.float32).reshape(-1, card.latent_dim), field)
+
+
+def _finite(z: np.ndarray, field: str) -> np.ndarray:
+    """float32 latents that stayed finite (huge values overflow float32, or their blend)."""
+    if not np.isfinite(z).all():
+        raise RequestError(field, "latent values overflow float32; keep |z| well below 3.4e38")
+    return z
+
+
+def _check_pixels(card: ModelCard, images: int, field: str) -> None:
+    """An answer of `images` images stays within GAN_MAX_OUTPUT_PIXELS."""
+    im = card.image
+    pixels = images * im.channels * im.height * im.width
+    limit = runtime.limits().max_output_pixels
+    if pixels > limit:
+        most = limit // (im.channels * im.height * im.width)
+        raise RequestError(
+            field,
+            f"{images} images of {im.width}x{im.height}x{im.channels} are {pixels} pixels, over "
+            f"the limit of {limit} (GAN_MAX_OUTPUT_PIXELS): at most {most} for {card.name!r}",
+        )
 
 
 def plan_generate(registry: dict[str, ModelEntry], req: GenerateRequest) -> Plan:
     card = pick_model(registry, req.model)
     if req.label is not None and not card.conditional:
         _reject_label(card, registry, "label")
+    _check_pixels(card, req.n, "z" if req.z is not None else "n")
     if req.z is not None:
         z = truncate(_explicit_z(card, req.z, "z"), req.truncation)
         seed, seeds = None, [None] * req.n
@@ -112,10 +136,11 @@ def _endpoint_z(card: ModelCard, end: Endpoint, field: str) -> np.ndarray:
 
 def plan_interpolate(registry: dict[str, ModelEntry], req: InterpolateRequest) -> Plan:
     card = pick_model(registry, req.model)
+    _check_pixels(card, req.steps, "steps")
     t = np.linspace(0.0, 1.0, req.steps, dtype=np.float32)
     za = truncate(_endpoint_z(card, req.start, "start")[None], req.truncation)[0]
     zb = truncate(_endpoint_z(card, req.end, "end")[None], req.truncation)[0]
-    z = (slerp if req.method == "slerp" else lerp)(za, zb, t)
+    z = _finite((slerp if req.method == "slerp" else lerp)(za, zb, t), "start.z")
     y = None
     labels: list[str | dict[str, float] | None] = [None] * req.steps
     if not card.conditional:

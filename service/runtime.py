@@ -11,12 +11,17 @@ import functools
 
 from service.engine import verify_models
 from service.registry import ModelEntry, load_registry
-from service.settings import Settings
+from service.settings import Limits, Settings
 
 
 @functools.cache
 def settings() -> Settings:
     return Settings.from_env()
+
+
+@functools.cache
+def limits() -> Limits:
+    return Limits.from_env()
 
 
 @functools.cache

@@ -19,15 +19,20 @@ MAX_IMAGES = 64
 MAX_STEPS = 64
 MAX_LATENT = 4096
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+# Latent values must stay finite as float32 (ONNX Runtime's input type): larger ones overflow.
+FLOAT32_MAX = 3.4028234663852886e38
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
 Vector = Annotated[list[FiniteFloat], Field(min_length=1, max_length=MAX_LATENT)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+# Mixture weights stay well inside float32: no weight rounds to 0, no sum overflows.
+MIN_WEIGHT, MAX_WEIGHT = 1e-6, 1e6
+Weight = Annotated[float, Field(ge=MIN_WEIGHT, le=MAX_WEIGHT, allow_inf_nan=False)]
 # A class index, a class name (case-insensitive) or a mixture {class: weight}.
-LabelSpec = StrictInt | str | dict[str, Annotated[float, Field(ge=0, allow_inf_nan=False)]]
+LabelSpec = StrictInt | str | dict[str, Weight]
 
 LABEL_DOC = (
     "Conditional models only: a class index, a class name (case-insensitive), or a mixture "
-    '{"Sneaker": 0.5, "Sandal": 0.5} (weights >= 0, normalised to sum 1). Omitted on a '
+    '{"Sneaker": 0.5, "Sandal": 0.5} (weights in [1e-6, 1e6], normalised to sum 1). Omitted on a '
     "conditional model: image i gets class i mod num_classes."
 )
 TRUNCATION_DOC = (
@@ -54,6 +59,7 @@ class GenerateRequest(bentoml.IODescriptor):
     )
     z: list[Vector] | None = Field(
         None,
+        min_length=1,
         max_length=MAX_IMAGES,
         description="Explicit latents instead of a seed, one per image (length = latent_dim).",
     )
@@ -66,8 +72,8 @@ class GenerateRequest(bentoml.IODescriptor):
         if self.z is not None:
             if self.seed is not None:
                 raise ValueError("give either seed or z, not both")
-            if "n" in self.model_fields_set and self.n != len(self.z):
-                raise ValueError(f"n={self.n} but z holds {len(self.z)} vectors")
+            if "n" in self.model_fields_set:
+                raise ValueError("give either n or z, not both (z holds one latent per image)")
             self.n = len(self.z)
         return self
 

@@ -141,3 +141,48 @@ def accelerator_available(providers: list[str]) -> bool:
     available = set(ort.get_available_providers())
     wanted = any(p != "CPUExecutionProvider" and p in available for p in providers)
     return wanted and any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+def _default_jobs_dir() -> Path:
+    home = os.environ.get("BENTOML_HOME") or str(Path.home() / "bentoml")
+    return Path(home) / "gan-jobs"
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """Bulk generation jobs (service/jobs, README "Jobs"); read once per process.
+
+    | variable | default | meaning |
+    |---|---|---|
+    | `GAN_JOBS_DIR` | `$BENTOML_HOME/gan-jobs` | job state (`jobs.db`, SQLite) |
+    | `GAN_JOBS_RESULTS_DIR` | `<GAN_JOBS_DIR>/results` | finished data sets (a volume in k8s) |
+    | `GAN_JOBS_MAX_IMAGES` | `1000000` | images in one job, else 422 |
+    | `GAN_JOBS_MAX_ACTIVE` | `4` | jobs pending or running at once, else 429 |
+    | `GAN_JOBS_MAX_STORAGE_BYTES` | 10 GiB | results kept plus room reserved by active jobs |
+    | `GAN_JOBS_TTL_S` | `86400` | a finished job's result is deleted this long after it ends |
+    | `GAN_JOBS_CHUNK_IMAGES` | `256` | images per inference call of a job (≤ GAN_MAX_BATCH_SIZE) |
+    | `GAN_JOBS_NICE` | `10` | nice increment of job threads: interactive work gets the CPU first |
+    """
+
+    jobs_dir: Path
+    results_dir: Path
+    max_images: int
+    max_active: int
+    max_storage_bytes: int
+    ttl_s: int
+    chunk_images: int
+    nice: int
+
+    @classmethod
+    def from_env(cls, max_batch_size: int) -> JobLimits:
+        jobs_dir = Path(os.environ.get("GAN_JOBS_DIR") or _default_jobs_dir())
+        return cls(
+            jobs_dir=jobs_dir,
+            results_dir=Path(os.environ.get("GAN_JOBS_RESULTS_DIR") or jobs_dir / "results"),
+            max_images=_int_env("GAN_JOBS_MAX_IMAGES", 1_000_000, 1, 1 << 31),
+            max_active=_int_env("GAN_JOBS_MAX_ACTIVE", 4, 1, 1024),
+            max_storage_bytes=_int_env("GAN_JOBS_MAX_STORAGE_BYTES", 10 << 30, 1, 1 << 50),
+            ttl_s=_int_env("GAN_JOBS_TTL_S", 24 * 3600, 1, 365 * 24 * 3600),
+            chunk_images=min(_int_env("GAN_JOBS_CHUNK_IMAGES", 256, 1, 65536), max_batch_size),
+            nice=_int_env("GAN_JOBS_NICE", 10, 0, 19),
+        )

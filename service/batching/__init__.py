@@ -16,10 +16,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from service.batching.adaptive import AdaptiveBackend, GanGenerator
+from service.batching.admission import AdmissionControl, Backend
 from service.batching.inprocess import InProcessBackend
 from service.batching.wire import WireFormat
 from service.registry import ModelEntry
-from service.settings import Settings
+from service.settings import Limits, Settings
 
 __all__ = ["GanGenerator", "InferenceBackend", "make_backend"]
 
@@ -35,10 +36,23 @@ class InferenceBackend(Protocol):
 
 
 def make_backend(
-    settings: Settings, registry: dict[str, ModelEntry], generator: Any
-) -> InferenceBackend:
-    """The backend for `settings.batching`; `generator` is the `bentoml.depends(GanGenerator)`
-    handle, used by the adaptive path only."""
+    settings: Settings,
+    registry: dict[str, ModelEntry],
+    generator: Any,
+    limits: Limits | None = None,
+) -> AdmissionControl:
+    """The backend for `settings.batching` behind admission control (admission.py);
+    `generator` is the `bentoml.depends(GanGenerator)` handle, used by the adaptive path."""
+    limits = limits or Limits.from_env()
+    backend: Backend
     if settings.batching == "inprocess":
-        return InProcessBackend(registry, settings)
-    return AdaptiveBackend(generator, WireFormat([entry.card for entry in registry.values()]))
+        backend = InProcessBackend(registry, settings)
+    else:
+        backend = AdaptiveBackend(generator, WireFormat([e.card for e in registry.values()]))
+    return AdmissionControl(
+        backend,
+        {name: limits.max_queued_images for name in registry},
+        queue_timeout_ms=limits.queue_timeout_ms,
+        latency_target_ms=limits.latency_target_ms,
+        retry_after_s=limits.retry_after_s,
+    )

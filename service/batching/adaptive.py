@@ -7,14 +7,18 @@ rows from concurrent requests, and `run_rows` runs one `session.run` per model p
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import bentoml
 import numpy as np
+from bentoml.exceptions import BentoMLException
 
-from service import runtime
+from service import runtime, workers
+from service.batching import capacity
+from service.batching.admission import NotStarted, Ticket
 from service.batching.retry import with_fresh_connection_retry
 from service.batching.wire import WireFormat
 from service.engine import Engine, build_engines
@@ -56,7 +60,9 @@ class GanGenerator:
         registry = runtime.registry()
         self.wire = WireFormat([entry.card for entry in registry.values()])
         self.engines: dict[str, Engine] = {}
+        self._capacity: dict[str, float] | None = None
         if SETTINGS.batching == "adaptive":
+            workers.announce("batching")
             self.engines = build_engines(
                 registry, SETTINGS.providers, SETTINGS.ort_threads, SETTINGS.io_binding
             )
@@ -74,6 +80,13 @@ class GanGenerator:
     async def providers(self) -> dict[str, str]:
         return {name: engine.provider for name, engine in self.engines.items()}
 
+    @bentoml.api
+    async def capacity(self) -> dict[str, float]:
+        """Images per second each model runs here (one batch at a time)."""
+        if self._capacity is None:
+            self._capacity = capacity.measure(self.engines, 1)
+        return self._capacity
+
 
 class AdaptiveBackend:
     """The API worker's side: each request is one `generate_batch` call on the generator.
@@ -86,13 +99,44 @@ class AdaptiveBackend:
         self.generator = generator
         self.wire = wire
         self._providers: dict[str, str] | None = None
+        self._capacity: dict[str, float] | None = None
 
-    async def run(self, model: str, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+    async def run(
+        self, model: str, z: np.ndarray, y: np.ndarray | None, ticket: Ticket | None = None
+    ) -> np.ndarray:
+        """One call to the generator. Its own queue bound (GAN_MAX_LATENCY_MS) is this path's
+        start deadline: past it BentoML answers 503, raised here as NotStarted("deadline").
+        A client that leaves while the call waits cancels the call."""
         rows = self.wire.pack_request(model, z, y, time.time())
-        answer = await with_fresh_connection_retry(
-            lambda: self.generator.to_async.generate_batch(rows)
+        call = asyncio.ensure_future(
+            with_fresh_connection_retry(lambda: self.generator.to_async.generate_batch(rows))
         )
+        gone = None if ticket is None or ticket.gone is None else ticket.gone
+        waiter = None if gone is None else asyncio.ensure_future(gone.wait())
+        try:
+            if waiter is not None:
+                await asyncio.wait({call, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                if not call.done():
+                    call.cancel()
+                    raise NotStarted("client_gone")
+            answer = await call
+        except BentoMLException as exc:
+            if int(exc.error_code) == 503:
+                raise NotStarted(
+                    "deadline",
+                    f"the batching service could not start {model!r} within "
+                    f"{SETTINGS.max_latency_ms} ms (GAN_MAX_LATENCY_MS)",
+                ) from None
+            raise
+        finally:
+            if waiter is not None:
+                waiter.cancel()
         return self.wire.unpack_answer(np.asarray(answer), model)
+
+    async def capacity(self) -> dict[str, float]:
+        if self._capacity is None:
+            self._capacity = await self.generator.to_async.capacity()
+        return self._capacity
 
     async def providers(self) -> dict[str, str]:
         if self._providers is None:

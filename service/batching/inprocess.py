@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from service.batching import capacity
+from service.batching.admission import Ticket
 from service.batching.microbatcher import MicroBatcher
 from service.engine import build_engines
 from service.registry import ModelEntry
-from service.settings import Settings
+from service.settings import Settings, usable_cpus
 
 
 class InProcessBackend:
@@ -23,9 +25,20 @@ class InProcessBackend:
             )
             for name, engine in self.engines.items()
         }
+        # Batches run at once in this worker: its threads, but no more than its share of cores.
+        share = max(1, usable_cpus() // max(1, settings.workers))
+        self._parallel = min(settings.batches_in_flight, share)
+        self._capacity: dict[str, float] | None = None
 
-    async def run(self, model: str, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
-        return await self.batchers[model].run(z, y)
+    async def run(
+        self, model: str, z: np.ndarray, y: np.ndarray | None, ticket: Ticket | None = None
+    ) -> np.ndarray:
+        return await self.batchers[model].run(z, y, ticket)
+
+    async def capacity(self) -> dict[str, float]:
+        if self._capacity is None:
+            self._capacity = capacity.measure(self.engines, self._parallel)
+        return self._capacity
 
     async def providers(self) -> dict[str, str]:
         return {name: engine.provider for name, engine in self.engines.items()}

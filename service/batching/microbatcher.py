@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from service.batching.admission import NotStarted, Ticket
 from service.metrics import record_queue
 
 Run = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
@@ -60,7 +61,11 @@ class MicroBatcher:
         self._ready = threading.Condition()
         self._threads: list[threading.Thread] = []
 
-    async def run(self, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+    async def run(
+        self, z: np.ndarray, y: np.ndarray | None, ticket: Ticket | None = None
+    ) -> np.ndarray:
+        """The rows for z; with a ticket, withdrawn unrun (NotStarted) if the ticket's
+        deadline passes or its client leaves before a thread takes the request."""
         loop = asyncio.get_running_loop()
         item = _Pending(z, y, loop, loop.create_future())
         with self._ready:
@@ -68,7 +73,32 @@ class MicroBatcher:
             if not self._threads:
                 self._start_threads()
             self._ready.notify()
-        return await item.future
+        if ticket is None:
+            return await item.future
+        waits: set[asyncio.Future] = {item.future}
+        gone = None if ticket.gone is None else loop.create_task(ticket.gone.wait())
+        if gone is not None:
+            waits.add(gone)
+        try:
+            timeout = max(0.0, ticket.deadline - loop.time())
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if gone is not None:
+                gone.cancel()
+        if not item.future.done() and self._withdraw(item):
+            left = ticket.gone is not None and ticket.gone.is_set()
+            raise NotStarted("client_gone" if left else "deadline")
+        return await item.future  # already running: a batch cannot be cut short
+
+    def _withdraw(self, item: _Pending) -> bool:
+        """Take a request out of the queue if no thread has taken it yet."""
+        with self._ready:
+            try:
+                self._queue.remove(item)
+            except ValueError:
+                return False
+        item.future.cancel()
+        return True
 
     def _start_threads(self) -> None:
         # Daemon threads: they hold no state of their own, and BentoML's graceful shutdown

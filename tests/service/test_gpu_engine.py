@@ -12,15 +12,15 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from bench.common import fp16_variant
-from harness import REPO_ROOT
-from service.card import CARD_FILE, MODEL_FILE, ModelCard
+from harness import MODELS_DIR
+from harness.fp16 import fp16_variant
+from service.card import MODEL_FILE
 from service.engine import Engine
-from service.registry import load_entry
+from service.inputs import model_inputs
+from service.registry import load_entry, model_folders
 from service.settings import accelerator_available, parse_providers
 
-ROOT = REPO_ROOT
-MODEL_FOLDERS = sorted(p.parent for p in (ROOT / "models").glob(f"*/{CARD_FILE}"))
+MODEL_FOLDERS = model_folders(MODELS_DIR)
 CUDA = "CUDAExecutionProvider"
 
 
@@ -28,16 +28,6 @@ CUDA = "CUDAExecutionProvider"
 pytestmark = pytest.mark.skipif(
     not accelerator_available([CUDA]), reason="needs onnxruntime-gpu and an NVIDIA GPU"
 )
-
-
-def _feeds(card: ModelCard, n: int, seed: int = 0) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    feeds = {"z": rng.standard_normal((n, card.latent_dim), dtype=np.float32)}
-    if card.conditional:
-        feeds["y"] = np.eye(card.num_classes, dtype=np.float32)[
-            rng.integers(0, card.num_classes, n)
-        ]
-    return feeds
 
 
 def _fp32_cpu(folder: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
@@ -51,7 +41,7 @@ def test_engine_runs_on_cuda_by_default(folder: Path) -> None:
     assert engine.provider == CUDA
     assert engine.session.get_providers()[0] == CUDA
     assert engine.io_binding and engine.output_device == "cuda"  # the default on a GPU
-    feeds = _feeds(engine.card, 64)
+    feeds = model_inputs(engine.card, 64)
     images = engine.run(feeds["z"], feeds.get("y"))
     assert images.dtype == np.uint8 and images.shape[0] == 64
     # CUDA kernels (TF32 convolutions included) vs CPU: within a couple of grey levels.
@@ -69,7 +59,7 @@ def test_fp16_variant_matches_fp32_on_cuda(folder: Path, tmp_path: Path) -> None
     engine = Engine(fp16, parse_providers("cuda,cpu"), threads=1)
     assert engine.provider == CUDA and engine.card.precision == "fp16"
     for n in (1, 7, 64, 256):
-        feeds = _feeds(engine.card, n, seed=n)
+        feeds = model_inputs(engine.card, n, seed=n)
         half = engine.session.run(["image"], feeds)[0]
         assert half.dtype == np.float32  # keep_io_types: clients see the FP32 contract
         diff = float(np.abs(half - _fp32_cpu(folder, feeds)).max())

@@ -244,7 +244,8 @@ def test_both_backends_answer_the_seam_with_the_same_pixels() -> None:
     local = GanGenerator()
     local.engines = build_engines(registry, ["CPUExecutionProvider"], threads=1)
     adaptive = make_backend(cpu_settings("adaptive"), registry, generator=local)
-    assert isinstance(inprocess, InProcessBackend) and isinstance(adaptive, AdaptiveBackend)
+    assert isinstance(inprocess.backend, InProcessBackend)
+    assert isinstance(adaptive.backend, AdaptiveBackend)
 
     inputs = {}
     for name, entry in registry.items():

@@ -1,0 +1,158 @@
+"""Admission control: the one bound every request meets before inference, on either path.
+
+Per model and API worker, the images admitted and not yet answered stay within
+`max_queued_images`; a request that would go past it is shed at once with 503 and
+`Retry-After` (reason `queue_full`), so under any load the queue holds at most about half a
+latency target of work and admitted requests keep their latency. Admitted requests carry a
+`Ticket` into the backend: if the request has not started running by its deadline it is
+withdrawn and answered 503 (`deadline`); if its client disconnects while it waits it is
+withdrawn and never computed (`client_gone`). Every shed or dropped request is counted in
+`gan_rejected_requests_total{model, reason}` and summarised in the log every few seconds.
+
+The default bound comes from the latency target and each model's measured throughput
+(`capacity`): `GAN_LATENCY_TARGET_MS / 2` of work, at least one full request (64 images).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from service.errors import ClientGone, Overloaded
+from service.limits import client_gone
+from service.metrics import record_rejected
+from service.schemas import MAX_IMAGES
+
+logger = logging.getLogger("service.admission")
+
+SUMMARY_EVERY_S = 5.0
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What a backend must honour for one request while it waits to start."""
+
+    deadline: float  # event-loop time by which the request must have started
+    gone: asyncio.Event | None  # set when the client has disconnected
+
+
+class NotStarted(Exception):
+    """A backend withdrew a request before computing it: `deadline` or `client_gone`."""
+
+    def __init__(self, reason: str, message: str = "") -> None:
+        super().__init__(message or reason)
+        self.reason = reason
+        self.message = message
+
+
+class Backend(Protocol):
+    async def run(
+        self, model: str, z: np.ndarray, y: np.ndarray | None, ticket: Ticket | None = None
+    ) -> np.ndarray: ...
+
+    async def providers(self) -> dict[str, str]: ...
+
+    async def capacity(self) -> dict[str, float]: ...
+
+
+def default_bound(images_per_s: float, latency_target_ms: int) -> int:
+    """Images that take half the latency target to run, and never less than one request."""
+    return max(MAX_IMAGES, math.floor(images_per_s * latency_target_ms / 2000))
+
+
+class _ShedLog:
+    """Counts shed requests and logs one summary line per SUMMARY_EVERY_S at most."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.since = time.monotonic()
+
+    def add(self, model: str, reason: str) -> None:
+        self.counts[(model, reason)] += 1
+        now = time.monotonic()
+        if now - self.since >= SUMMARY_EVERY_S:
+            parts = ", ".join(f"{m} {r}={c}" for (m, r), c in sorted(self.counts.items()))
+            logger.warning(
+                "%d request(s) not computed in the last %.0f s: %s",
+                sum(self.counts.values()),
+                now - self.since,
+                parts,
+            )
+            self.counts.clear()
+            self.since = now
+
+
+class AdmissionControl:
+    """Wraps a backend; the InferenceBackend the HTTP routes talk to."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        bounds: Mapping[str, int | None],
+        queue_timeout_ms: int,
+        latency_target_ms: int,
+        retry_after_s: int,
+    ) -> None:
+        self.backend = backend
+        self._bounds = dict(bounds)  # None: derive from measured capacity on first use
+        self.queue_timeout_s = queue_timeout_ms / 1000
+        self.latency_target_ms = latency_target_ms
+        self.retry_after_s = retry_after_s
+        self.queued: Counter[str] = Counter()
+        self._shed = _ShedLog()
+
+    async def bound(self, model: str) -> int:
+        if self._bounds.get(model) is None:
+            capacity = await self.backend.capacity()
+            for name, images_per_s in capacity.items():
+                if self._bounds.get(name) is None:
+                    self._bounds[name] = default_bound(images_per_s, self.latency_target_ms)
+            logger.info("admission bounds (images per model in flight): %s", self._bounds)
+        return self._bounds[model]  # type: ignore[return-value]
+
+    def _reject(self, model: str, reason: str, message: str) -> Overloaded:
+        record_rejected(model, reason)
+        self._shed.add(model, reason)
+        return Overloaded(model, reason, message, self.retry_after_s)
+
+    async def run(self, model: str, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        images, bound = len(z), await self.bound(model)
+        # One request bigger than the bound still runs when nothing else waits.
+        if self.queued[model] and self.queued[model] + images > bound:
+            raise self._reject(
+                model,
+                "queue_full",
+                f"{self.queued[model]} images of {model!r} are queued (bound {bound})",
+            )
+        gone = client_gone()
+        if gone is not None and gone.is_set():
+            record_rejected(model, "client_gone")
+            raise ClientGone
+        loop = asyncio.get_running_loop()
+        ticket = Ticket(deadline=loop.time() + self.queue_timeout_s, gone=gone)
+        self.queued[model] += images
+        try:
+            return await self.backend.run(model, z, y, ticket)
+        except NotStarted as exc:
+            if exc.reason == "client_gone":
+                record_rejected(model, "client_gone")
+                self._shed.add(model, "client_gone")
+                raise ClientGone from None
+            message = exc.message or (
+                f"the request for {model!r} could not start within "
+                f"{self.queue_timeout_s * 1000:.0f} ms"
+            )
+            raise self._reject(model, exc.reason, message) from None
+        finally:
+            self.queued[model] -= images
+
+    async def providers(self) -> dict[str, str]:
+        return await self.backend.providers()

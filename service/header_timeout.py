@@ -1,0 +1,105 @@
+"""Close connections that take too long to send a request head (slow-header clients).
+
+BentoML runs uvicorn with only `--timeout-keep-alive` exposed, and uvicorn times out idle
+keep-alive connections but not a request head that trickles in: a client sending one byte
+a second holds its connection (and a file descriptor) forever. Nothing in BentoML's
+configuration reaches that, so each API worker runs this watchdog on its event loop: every
+`TICK_S` it looks at the loop's open connections and closes those that have been waiting
+for a complete request head for longer than the limit. A connection parked on uvicorn's
+keep-alive timer is left to that timer.
+
+It reads uvicorn's protocol objects (`cycle`, `timeout_keep_alive_task`), which both of
+uvicorn's HTTP/1.1 implementations have, through the selector event loop's table of
+transports. Where either is missing (uvloop, another server) it logs that the limit is off
+instead of guessing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from typing import Any
+
+logger = logging.getLogger("service.header_timeout")
+
+TICK_S = 0.5
+
+
+def _waiting_for_head(protocol: Any) -> bool:
+    """True while a connection has no request in progress and no keep-alive timer armed:
+    it is (slowly, or never) sending the head of its next request."""
+    cycle = getattr(protocol, "cycle", None)
+    if cycle is not None and not getattr(cycle, "response_complete", True):
+        return False  # a request is being served
+    return getattr(protocol, "timeout_keep_alive_task", None) is None
+
+
+def _connections(loop: asyncio.AbstractEventLoop) -> list[tuple[Any, Any]] | None:
+    """(transport, uvicorn protocol) for the loop's open connections; None if unreadable."""
+    table = getattr(loop, "_transports", None)
+    if table is None:
+        return None
+    pairs = []
+    for transport in list(table.values()):
+        if transport is None or transport.is_closing():
+            continue
+        protocol = transport.get_protocol()
+        if hasattr(protocol, "timeout_keep_alive_task") and hasattr(protocol, "cycle"):
+            pairs.append((transport, protocol))
+    return pairs
+
+
+async def watch_request_heads(limit_s: float) -> None:
+    """Run for the worker's life: close connections that sent no full head within limit_s."""
+    loop = asyncio.get_running_loop()
+    if _connections(loop) is None:
+        logger.warning(
+            "GAN_HEADER_TIMEOUT_S=%g is not enforced: the event loop %s keeps no readable "
+            "connection table",
+            limit_s,
+            type(loop).__name__,
+        )
+        return
+    since: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+    while True:
+        await asyncio.sleep(TICK_S)
+        now, closed = time.monotonic(), 0
+        for transport, protocol in _connections(loop) or []:
+            if not _waiting_for_head(protocol):
+                since.pop(protocol, None)
+                continue
+            if now - since.setdefault(protocol, now) > limit_s:
+                transport.close()
+                since.pop(protocol, None)
+                closed += 1
+        if closed:
+            logger.warning(
+                "closed %d connection(s) that sent no complete request head within %g s "
+                "(GAN_HEADER_TIMEOUT_S)",
+                closed,
+                limit_s,
+            )
+
+
+class HeaderTimeoutMiddleware:
+    """ASGI middleware whose only job is to start the watchdog when the worker starts."""
+
+    def __init__(self, app: Any, limit_s: float) -> None:
+        self.app = app
+        self.limit_s = limit_s
+        self._task: asyncio.Task | None = None
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan" and self.limit_s > 0 and self._task is None:
+            self._task = asyncio.get_running_loop().create_task(watch_request_heads(self.limit_s))
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            return
+        await self.app(scope, receive, send)

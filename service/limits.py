@@ -1,0 +1,149 @@
+"""Request intake: what a request must be before any handler sees it, and whether its client
+is still there while it waits.
+
+`RequestLimitsMiddleware` (ASGI) answers, before BentoML parses anything:
+- 415 to a POST/PUT/PATCH whose `Content-Type` is not `application/json`: a browser can send
+  `text/plain` or a form to any origin without a CORS preflight, so only JSON is accepted;
+- 413 to a body over `max_body_bytes` (from `Content-Length` at once, or while reading);
+- 408 to a body that has not fully arrived within `body_timeout_s`.
+
+It reads the body itself (bounded), hands it to the app in one piece, and from then on
+watches the connection: when the client goes away, the request's `client_gone()` event is
+set, so work still queued for it can be dropped (service/batching/admission.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+from typing import Any
+
+from service.errors import clip, error_response
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Probes and scrapes pass untouched: they must stay fast whatever the load.
+UNGUARDED_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
+
+_client_gone: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar(
+    "client_gone", default=None
+)
+
+
+def client_gone() -> asyncio.Event | None:
+    """Set once this request's client has disconnected; None outside a guarded request."""
+    return _client_gone.get()
+
+
+def _content_type(scope: dict) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            return value.decode("latin-1")
+    return None
+
+
+def _declared_length(scope: dict) -> int | None:
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            with contextlib.suppress(ValueError):
+                return int(value)
+    return None
+
+
+def is_json(content_type: str | None) -> bool:
+    """`application/json`, any case, parameters (charset) allowed."""
+    if content_type is None:
+        return False
+    return content_type.split(";", 1)[0].strip().lower() == "application/json"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class RequestLimitsMiddleware:
+    def __init__(self, app: Any, max_body_bytes: int, body_timeout_s: float) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in UNGUARDED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] in BODY_METHODS and not is_json(_content_type(scope)):
+            got = _content_type(scope)
+            await error_response(
+                415,
+                "content-type",
+                f"must be application/json, got {clip(got) if got else 'none'}",
+                "unsupported_media_type",
+            )(scope, receive, send)
+            return
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await self._too_large()(scope, receive, send)
+            return
+        try:
+            body = await asyncio.wait_for(self._read_body(receive), self.body_timeout_s)
+        except _TooLarge:
+            await self._too_large()(scope, receive, send)
+            return
+        except TimeoutError:
+            await error_response(
+                408, "body", f"not received within {self.body_timeout_s:g} s", "timeout"
+            )(scope, receive, send)
+            return
+        if body is None:  # the client left while sending
+            return
+        await self._run(scope, receive, send, body)
+
+    def _too_large(self) -> Any:
+        return error_response(
+            413,
+            "body",
+            f"larger than {self.max_body_bytes} bytes (GAN_MAX_BODY_BYTES)",
+            "too_large",
+        )
+
+    async def _read_body(self, receive: Any) -> bytes | None:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise _TooLarge
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+    async def _run(self, scope: dict, receive: Any, send: Any, body: bytes) -> None:
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            # After the body, the server's receive() only returns when the client has gone
+            # (or the response is complete, by which time nobody is waiting on `gone`).
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        delivered = False
+
+        async def replay() -> dict:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        watcher = asyncio.get_running_loop().create_task(watch())
+        token = _client_gone.set(gone)
+        try:
+            await self.app(scope, replay, send)
+        finally:
+            _client_gone.reset(token)
+            watcher.cancel()
