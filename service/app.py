@@ -191,4 +191,3 @@ GanService.add_asgi_middleware(
     max_body_bytes=LIMITS.max_body_bytes,
     body_timeout_s=LIMITS.body_timeout_s,
 )
-

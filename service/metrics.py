@@ -78,6 +78,30 @@ def record_queue(model: str, seconds: float) -> None:
 
 
 @functools.cache
+def _reliability_counters() -> tuple[Any, Any]:
+    import prometheus_client as prom
+
+    rejected = prom.Counter(
+        "gan_rejected_requests",
+        "Requests not computed: shed by admission control or abandoned by their client",
+        ["model", "reason"],
+    )
+    restarts = prom.Counter(
+        "gan_worker_restarts", "Workers that replaced a worker process that died", ["role"]
+    )
+    return rejected, restarts
+
+
+def record_rejected(model: str, reason: str) -> None:
+    """reason: queue_full, deadline, client_gone or batcher_overloaded (README, Overload)."""
+    _reliability_counters()[0].labels(model=model, reason=reason).inc()
+
+
+def record_worker_restart(role: str) -> None:
+    _reliability_counters()[1].labels(role=role).inc()
+
+
+@functools.cache
 def _job_metrics() -> tuple[Any, Any]:
     import prometheus_client as prom
 

@@ -11,6 +11,20 @@
 | `GAN_IO_BINDING` | `auto` | `on`, `off`, or `auto` = on exactly when a model runs on a GPU |
 | `GAN_MAX_LATENCY_MS` | `5000` | adaptive path: requests queued longer than this get 503 |
 | `GAN_WORKERS` | `auto` | API processes; `auto`: 1 per usable core (≤ 8) in-process on CPU, or 1 |
+
+Limits on what one client may ask (`Limits`, README "Limits"):
+
+| variable | default | meaning |
+|---|---|---|
+| `GAN_MAX_BODY_BYTES` | 2 MiB | larger request bodies get 413 |
+| `GAN_BODY_TIMEOUT_S` | `10` | a body not received within this gets 408 |
+| `GAN_HEADER_TIMEOUT_S` | `10` | connections with no full request head within this close; 0 off |
+| `GAN_MAX_OUTPUT_PIXELS` | 64·64·64·3 | images × channels × height × width per answer, else 422 |
+| `GAN_LATENCY_TARGET_MS` | `1000` | the p99 the queue bounds aim for |
+| `GAN_MAX_QUEUED_IMAGES` | `auto` | images per model and worker in flight; past it 503 |
+| `GAN_QUEUE_TIMEOUT_MS` | the target | a request not started within this gets 503 |
+| `GAN_API_TOKEN` | unset | bearer token(s), comma-separated; all but health, metrics, docs |
+| `GAN_LOG_FORMAT` | `text` | `json`: one JSON object per log line |
 """
 
 from __future__ import annotations
@@ -112,11 +126,8 @@ class Settings:
         if mode not in ("auto", "adaptive", "inprocess"):
             raise SettingsError(f"GAN_BATCHING={mode!r}: use auto, adaptive or inprocess")
         accelerator = accelerator_available(providers)
-        if mode == "auto":
-            mode = "adaptive" if accelerator else "inprocess"
-        # In-process on CPU, one API process per core: each runs its own event loop and
-        # batches, so HTTP work and inference both use every core (README, "Batching").
-        auto_workers = min(usable_cpus(), 8) if mode == "inprocess" and not accelerator else 1
+        auto_mode, auto_workers = auto_defaults(accelerator, mode if mode != "auto" else None)
+        mode = mode if mode != "auto" else auto_mode
         return cls(
             models_dir=Path(os.environ.get("GAN_MODELS_DIR") or DEFAULT_MODELS_DIR),
             providers=providers,
@@ -130,6 +141,18 @@ class Settings:
         )
 
 
+def auto_defaults(accelerator: bool, batching: str | None = None) -> tuple[Batching, int]:
+    """What `GAN_BATCHING=auto` and `GAN_WORKERS=auto` resolve to on a host with or without a
+    GPU (`batching`: an explicit mode, which only the worker count then depends on).
+
+    In-process on CPU, one API process per core: each runs its own event loop and batches,
+    so HTTP work and inference both use every core (README, "Batching").
+    """
+    mode: Batching = batching or ("adaptive" if accelerator else "inprocess")  # type: ignore[assignment]
+    workers = min(usable_cpus(), 8) if mode == "inprocess" and not accelerator else 1
+    return mode, workers
+
+
 def accelerator_available(providers: list[str]) -> bool:
     """True when a GPU provider is requested, built into this ONNX Runtime, and a GPU is there.
 
@@ -141,6 +164,54 @@ def accelerator_available(providers: list[str]) -> bool:
     available = set(ort.get_available_providers())
     wanted = any(p != "CPUExecutionProvider" and p in available for p in providers)
     return wanted and any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+# Largest output any shipped-style model can need at the schema's 64 images: 64 x 64x64 RGB.
+DEFAULT_MAX_OUTPUT_PIXELS = 64 * 64 * 64 * 3
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one client may ask of the service (README, "Limits"); read once per process."""
+
+    max_body_bytes: int
+    body_timeout_s: float
+    header_timeout_s: float  # 0: connections may take forever to send a request head
+    max_output_pixels: int  # images x channels x height x width in one answer
+    latency_target_ms: int
+    max_queued_images: int | None  # per model and worker; None: derived from the target
+    queue_timeout_ms: int
+    api_tokens: tuple[str, ...]  # empty: no bearer-token check
+    log_format: Literal["text", "json"]
+
+    @property
+    def retry_after_s(self) -> int:
+        """What a shed request is told to wait: one latency target, at least a second."""
+        return max(1, math.ceil(self.latency_target_ms / 1000))
+
+    @classmethod
+    def from_env(cls) -> Limits:
+        target = _int_env("GAN_LATENCY_TARGET_MS", 1000, 10, 600_000)
+        queued = os.environ.get("GAN_MAX_QUEUED_IMAGES", "").strip().lower()
+        log_format = os.environ.get("GAN_LOG_FORMAT", "text").strip().lower() or "text"
+        if log_format not in ("text", "json"):
+            raise SettingsError(f"GAN_LOG_FORMAT={log_format!r}: use text or json")
+        tokens = tuple(t.strip() for t in os.environ.get("GAN_API_TOKEN", "").split(","))
+        return cls(
+            max_body_bytes=_int_env("GAN_MAX_BODY_BYTES", 2 * 1024 * 1024, 1024, 1 << 31),
+            body_timeout_s=_int_env("GAN_BODY_TIMEOUT_S", 10, 1, 3600),
+            header_timeout_s=_int_env("GAN_HEADER_TIMEOUT_S", 10, 0, 3600),
+            max_output_pixels=_int_env(
+                "GAN_MAX_OUTPUT_PIXELS", DEFAULT_MAX_OUTPUT_PIXELS, 1, 1 << 31
+            ),
+            latency_target_ms=target,
+            max_queued_images=None
+            if queued in ("", "auto")
+            else _int_env("GAN_MAX_QUEUED_IMAGES", 0, 1, 1 << 24),
+            queue_timeout_ms=_int_env("GAN_QUEUE_TIMEOUT_MS", target, 1, 600_000),
+            api_tokens=tuple(t for t in tokens if t),
+            log_format=log_format,  # type: ignore[arg-type]
+        )
 
 
 def _default_jobs_dir() -> Path:
