@@ -28,6 +28,7 @@ from service.docs_ui import docs_routes
 from service.errors import ClientGone, ErrorShapeMiddleware, Overloaded, RequestError
 from service.header_timeout import HeaderTimeoutMiddleware
 from service.imaging import FORMATS
+from service.jobs import jobs_app, start_job_runner
 from service.limits import RequestLimitsMiddleware
 from service.openapi import build_document
 from service.plan import Plan, plan_generate, plan_interpolate
@@ -110,6 +111,7 @@ class GanService:
         self.backend = make_backend(SETTINGS, REGISTRY, self.generator, LIMITS)
         workers.announce("api")
         logger.info("serving %s with %s inference", list(REGISTRY), SETTINGS.batching)
+        self.jobs = start_job_runner(self.backend)
 
     async def _infer(self, plan: Plan) -> np.ndarray | Response:
         """uint8 [N, C, H, W] for the plan: the one way into inference, on either path; or
@@ -191,3 +193,6 @@ GanService.add_asgi_middleware(
     max_body_bytes=LIMITS.max_body_bytes,
     body_timeout_s=LIMITS.body_timeout_s,
 )
+
+# Bulk generation jobs (service/jobs): BentoML's task routes, on the service's own store.
+GanService.mount_asgi_app(jobs_app, path="/jobs")
