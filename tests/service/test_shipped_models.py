@@ -59,6 +59,14 @@ def test_cgan_class_accuracy_stays_within_five_points_of_its_card() -> None:
         (lambda c: c["metrics"].update(per_class_accuracy=None), "per_class_accuracy"),
         (lambda c: c["metrics"].update(coverage_tvd=1.5), "metrics.coverage_tvd"),
     ],
+    ids=[
+        "training-extra",
+        "metrics-extra",
+        "metrics-type",
+        "per-class-length",
+        "accuracy-pair",
+        "tvd-range",
+    ],
 )
 def test_card_schema_is_strict(change, field: str) -> None:
     """Every key is declared: a misspelt or undeclared one fails instead of riding along."""
