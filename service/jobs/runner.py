@@ -53,6 +53,12 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def discard(path: Path) -> None:
+    """Remove a file if it is there; a folder that cannot even be listed holds nothing."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
+
+
 def lower_priority(nice: int) -> None:
     """Nice this thread only (Linux applies setpriority to a thread id)."""
     if nice and hasattr(os, "setpriority"):
@@ -101,7 +107,7 @@ class JobRunner:
                 "the server shut down while it ran; POST /jobs/retry makes the same data set",
                 (RUNNING,),
             )
-            partial_path(self.limits.results_dir, task_id, spec.format).unlink(missing_ok=True)
+            discard(partial_path(self.limits.results_dir, task_id, spec.format))
 
     def _main(self) -> None:
         lower_priority(self.limits.nice)
@@ -115,8 +121,11 @@ class JobRunner:
                     continue
                 self._current = claimed
                 self.run_job(*claimed)
-            except Exception:  # the runner must outlive any one job or store hiccup
+            except Exception as exc:  # the runner must outlive any one job or store hiccup
                 logger.exception("job runner error")
+                if self._current is not None:
+                    message = f"{type(exc).__name__}: {exc}"
+                    self.store.end(self._current[0], FAILED, message, (RUNNING,))
                 self._stop.wait(IDLE_POLL_S)
             finally:
                 self._current = None
@@ -130,11 +139,11 @@ class JobRunner:
         results = self.limits.results_dir
         for task_id in self.store.reap(runner_alive):
             logger.warning("job %s interrupted: the process running it is gone", task_id)
-            for leftover in results.glob(f".{task_id}.*.part"):
-                leftover.unlink(missing_ok=True)
+            for fmt in ("npz", "tar"):
+                discard(partial_path(results, task_id, fmt))
         for task_id in self.store.expire(self.limits.ttl_s):
-            for old in results.glob(f"{task_id}.*"):
-                old.unlink(missing_ok=True)
+            for fmt in ("npz", "tar"):
+                discard(result_path(results, task_id, fmt))
         set_job_states(self.store.counts())
 
     def run_job(self, task_id: str, spec: JobSpec) -> None:
@@ -149,19 +158,19 @@ class JobRunner:
             final = result_path(results, task_id, spec.format)
             os.replace(partial, final)
             if not self.store.finish(task_id, size, digest):
-                final.unlink(missing_ok=True)  # cancelled during the last chunk
+                discard(final)  # cancelled during the last chunk
                 raise Canceled
             logger.info("job %s completed: %d bytes", task_id, size)
         except Canceled:
-            partial.unlink(missing_ok=True)
+            discard(partial)
             logger.info("job %s cancelled", task_id)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
+            discard(partial)
             message = describe_os_error(exc, results)
             logger.warning("job %s failed: %s", task_id, message)
             self.store.end(task_id, FAILED, message, (RUNNING,))
         except Exception as exc:
-            partial.unlink(missing_ok=True)
+            discard(partial)
             logger.exception("job %s failed", task_id)
             self.store.end(task_id, FAILED, f"{type(exc).__name__}: {exc}", (RUNNING,))
         set_job_states(self.store.counts())
