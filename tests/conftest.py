@@ -3,13 +3,21 @@
 Expectations are computed at test time from whatever models ship in `models/` (they get
 replaced by better-trained exports): the reference is ONNX Runtime run here, on the same
 `model.onnx`, with latents drawn by the documented NumPy recipe.
+
+Tiers (markers, applied in `pytest_collection_modifyitems` below; `make test-fast` runs
+none of them): `serve` starts a `bentoml serve`, `train` runs the trainer, `deploy` is
+everything under tests/deploy, `slow` is marked by hand on tests that take long otherwise.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
+from types import CodeType
 
 import numpy as np
 import onnxruntime as ort
@@ -19,16 +27,37 @@ from PIL import Image
 from harness import MODELS_DIR, REPO_ROOT
 from harness.live_server import LiveServer
 from service.card import MODEL_FILE, ModelCard
+from service.registry import model_folders
 
 ROOT = REPO_ROOT
+SERVER_FIXTURES = ("server", "adaptive_server")
+LOG_TAIL = 3000  # characters of a live server's log attached to a failed test's report
 
 
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 
-def model_cards() -> dict[str, ModelCard]:
-    folders = sorted(p.parent for p in MODELS_DIR.glob("*/card.json"))
-    return {ModelCard.load(f).name: ModelCard.load(f) for f in folders}
+def model_cards(models_dir: Path = MODELS_DIR) -> dict[str, ModelCard]:
+    """The cards of the model folders the service would serve, by model name.
+
+    Read at collection time (parametrize lists), so it never raises: a folder without a
+    readable card is left out here, and the service's own start-up check names it.
+    """
+    cards = {}
+    for folder in model_folders(models_dir):
+        with contextlib.suppress(Exception):
+            card = ModelCard.load(folder)
+            cards[card.name] = card
+    return cards
+
+
+def model_name(conditional: bool, cards: dict[str, ModelCard] | None = None) -> str:
+    """The first shipped model of that kind; when none ships, a name that says so, so that
+    collection still works and the tests needing such a model fail with it in the message."""
+    cards = model_cards() if cards is None else cards
+    kind = "conditional" if conditional else "unconditional"
+    found = (name for name, card in sorted(cards.items()) if card.conditional == conditional)
+    return next(found, f"no-{kind}-model-in-{MODELS_DIR.name}")
 
 
 class Reference:
@@ -102,15 +131,89 @@ def reference() -> Reference:
     return Reference()
 
 
+# Started servers by fixture name, so a failing test's report can show their logs.
+_LIVE: dict[str, LiveServer] = {}
+
+
+@contextlib.contextmanager
+def _session_server(name: str, env: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    """A failed start raises with the server's log tail; pytest keeps that error and reports it
+    at the set-up of every test using the fixture (the server is not started again)."""
+    with LiveServer(models_dir=MODELS_DIR, env=env) as live:
+        _LIVE[name] = live
+        try:
+            yield live
+        finally:
+            del _LIVE[name]
+
+
 @pytest.fixture(scope="session")
 def server() -> Iterator[LiveServer]:
     """The service as `bentoml serve` starts it by default (auto: in-process on CPU)."""
-    with LiveServer(models_dir=MODELS_DIR) as live:
+    with _session_server("server") as live:
         yield live
 
 
 @pytest.fixture(scope="session")
 def adaptive_server() -> Iterator[LiveServer]:
     """The adaptive-batching path: API service -> bentoml.depends -> batchable generator."""
-    with LiveServer(models_dir=MODELS_DIR, env={"GAN_BATCHING": "adaptive"}) as live:
+    with _session_server("adaptive_server", {"GAN_BATCHING": "adaptive"}) as live:
         yield live
+
+
+def _code_objects(func: object) -> Iterator[CodeType]:
+    """A function's code and the code of the functions and lambdas defined inside it."""
+    stack = [getattr(func, "__code__", None)]
+    while stack:
+        code = stack.pop()
+        if isinstance(code, CodeType):
+            yield code
+            stack += [c for c in code.co_consts if isinstance(c, CodeType)]
+
+
+def _names(func: object, target: object) -> bool:
+    """True when `func` (or a function inside it) uses the global that is `target`."""
+    names = getattr(func, "__globals__", {})
+    return target is not None and any(
+        names.get(n) is target for code in _code_objects(func) for n in code.co_names
+    )
+
+
+def _launches_training(func: object) -> bool:
+    """True when `func` holds the arguments of `python -m training`."""
+    return any({"-m", "training"} <= set(code.co_consts) for code in _code_objects(func))
+
+
+def _funcs(item: pytest.Item) -> list[object]:
+    """The test function and every fixture function it depends on."""
+    info = getattr(item, "_fixtureinfo", None)
+    defs = info.name2fixturedefs.values() if info is not None else ()
+    return [getattr(item, "function", None), *(d.func for ds in defs for d in ds)]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test by tier: deploy by folder; serve when it uses a server fixture or it
+    (or a fixture of it) starts `LiveServer`; train when it or a fixture of it calls the
+    trainer (`training.cli.main`) or runs `python -m training`. Tests that start a server
+    some other way (`request.getfixturevalue`) carry `pytest.mark.serve` themselves."""
+    trainer = getattr(sys.modules.get("training.cli"), "main", None)  # imported by its tests
+    deploy_dir = Path(__file__).parent / "deploy"
+    for item in items:
+        funcs = _funcs(item)
+        if deploy_dir in Path(item.path).parents:
+            item.add_marker(pytest.mark.deploy)
+        uses_server = set(SERVER_FIXTURES) & set(getattr(item, "fixturenames", ()))
+        if uses_server or any(_names(f, LiveServer) for f in funcs):
+            item.add_marker(pytest.mark.serve)
+        if any(_names(f, trainer) or _launches_training(f) for f in funcs):
+            item.add_marker(pytest.mark.train)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """A failed serve test shows the tail of each running live server's log."""
+    report = yield
+    if report.failed and item.get_closest_marker("serve"):
+        for name, live in _LIVE.items():
+            report.sections.append((f"{name} log (tail)", live.output()[-LOG_TAIL:]))
+    return report

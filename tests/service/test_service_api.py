@@ -12,11 +12,11 @@ import requests
 from PIL import Image
 
 from harness.live_server import LiveServer
-from tests.conftest import decode, grid_tiles, max_diff, model_cards
+from tests.conftest import decode, grid_tiles, max_diff, model_cards, model_name
 
 CARDS = model_cards()
-CGAN = next(name for name, card in CARDS.items() if card.conditional)
-DCGAN = next(name for name, card in CARDS.items() if not card.conditional)
+CGAN = model_name(conditional=True, cards=CARDS)
+DCGAN = model_name(conditional=False, cards=CARDS)
 TIMEOUT = 30
 
 

@@ -1,54 +1,95 @@
-"""MicroBatcher: merges concurrent calls, keeps each caller's rows, bounds batch size."""
+"""MicroBatcher: merges concurrent calls, keeps each caller's rows, bounds batch size.
+
+No wall-clock thresholds: the stand-in session runs a batch only when the test releases
+it, and the tests wait on its events (each wait bounded by a deadline).
+"""
 
 import asyncio
-import time
+import threading
 
 import numpy as np
 
 from service.batching.microbatcher import MicroBatcher
 
+DEADLINE_S = 10.0  # bounds every wait; a correct batcher needs a tiny fraction of it
 
-class SlowDouble:
-    """A stand-in for an ONNX session call: sleeps (releasing the GIL, as ORT does), doubles
-    its input, and logs each run as (start, end, images)."""
 
-    def __init__(self, seconds: float = 0.02, fail: bool = False) -> None:
-        self.seconds = seconds  # long enough for the other callers to queue behind it
+class GatedDouble:
+    """A stand-in for an ONNX session call (on the batcher's threads, as ORT runs): each run
+    logs its batch size, announces that it started, waits until the test releases it, then
+    doubles its input. `open()` lets every run through."""
+
+    def __init__(self, fail: bool = False, gated: bool = True) -> None:
         self.fail = fail
-        self.runs: list[tuple[float, float, int]] = []
-
-    @property
-    def batches(self) -> list[int]:
-        return [n for *_, n in self.runs]
+        self.batches: list[int] = []  # images per run, in start order
+        self.running = 0
+        self.most_running = 0  # the most runs in progress at one time
+        self._lock = threading.Lock()
+        self._started = threading.Semaphore(0)
+        self._permits = threading.Semaphore(0)
+        self._open = threading.Event()
+        if not gated:
+            self._open.set()
 
     def __call__(self, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
-        start = time.perf_counter()
-        time.sleep(self.seconds)
-        self.runs.append((start, time.perf_counter(), len(z)))
-        if self.fail:
-            raise RuntimeError("session failed")
-        return z * 2
+        with self._lock:
+            self.batches.append(len(z))
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+        self._started.release()
+        try:
+            if not self._open.is_set() and not self._permits.acquire(timeout=DEADLINE_S):
+                raise TimeoutError("the test never released this run")
+            if self.fail:
+                raise RuntimeError("session failed")
+            return z * 2
+        finally:
+            with self._lock:
+                self.running -= 1
+
+    def wait_started(self, runs: int = 1) -> None:
+        """Block until `runs` more runs have started (they stay held until released)."""
+        for _ in range(runs):
+            assert self._started.acquire(timeout=DEADLINE_S), "no batch started"
+
+    def release(self, runs: int = 1) -> None:
+        for _ in range(runs):
+            self._permits.release()
+
+    def open(self) -> None:
+        self._open.set()
+        self.release(1000)  # the runs already waiting
+
+
+async def queued() -> None:
+    """Let the event loop run the calls submitted so far up to their wait in the batcher
+    (a task reaches it in one step; a few passes leave room for a deeper call chain)."""
+    for _ in range(5):
+        await asyncio.sleep(0)
 
 
 def test_concurrent_calls_share_batches_and_get_their_own_rows() -> None:
-    run = SlowDouble()
+    run = GatedDouble()
     batcher = MicroBatcher("m", run, max_batch_size=16)
 
-    async def main() -> list[np.ndarray]:
+    async def main() -> None:
         inputs = [np.full((k % 3 + 1, 4), k, np.float32) for k in range(20)]
-        outs = await asyncio.gather(*(batcher.run(z, None) for z in inputs))
+        calls = [asyncio.ensure_future(batcher.run(z, None)) for z in inputs]
+        await asyncio.to_thread(run.wait_started)  # a batch is running, held by the test
+        await queued()  # every other call queues behind it
+        run.open()
+        outs = await asyncio.gather(*calls)
         for z, out in zip(inputs, outs, strict=True):
             np.testing.assert_array_equal(out, z * 2)
-        return outs
 
     asyncio.run(main())
     assert sum(run.batches) == sum(k % 3 + 1 for k in range(20))
     assert max(run.batches) <= 16
-    assert len(run.batches) < 20  # at least some calls were merged
+    assert len(run.batches) < 20, run.batches  # the calls queued meanwhile were merged
 
 
 def test_a_failed_batch_fails_its_callers_and_the_batcher_recovers() -> None:
-    run = SlowDouble(fail=True)
+    run = GatedDouble(fail=True, gated=False)
     batcher = MicroBatcher("m", run, max_batch_size=8)
 
     async def main() -> None:
@@ -65,18 +106,24 @@ def test_a_failed_batch_fails_its_callers_and_the_batcher_recovers() -> None:
 
 
 def test_class_vectors_travel_with_their_latents() -> None:
-    seen = []
+    seen: list[np.ndarray] = []
+    gate = GatedDouble()
 
     def run(z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        assert y is not None
         seen.append(y.copy())
-        time.sleep(0.01)
+        gate(z, y)  # held like a session call
         return y.argmax(1)[:, None].astype(np.float32)
 
     batcher = MicroBatcher("m", run, max_batch_size=64)
 
     async def main() -> list[np.ndarray]:
-        calls = [batcher.run(np.zeros((1, 3), np.float32), np.eye(10, dtype=np.float32)[[k]])
+        calls = [asyncio.ensure_future(batcher.run(np.zeros((1, 3), np.float32),
+                                                   np.eye(10, dtype=np.float32)[[k]]))
                  for k in range(10)]  # fmt: skip
+        await asyncio.to_thread(gate.wait_started)
+        await queued()
+        gate.open()
         return await asyncio.gather(*calls)
 
     outs = asyncio.run(main())
@@ -86,51 +133,54 @@ def test_class_vectors_travel_with_their_latents() -> None:
 
 def test_the_next_batch_starts_while_the_event_loop_is_busy() -> None:
     """Batches must not wait for the loop: under load it is busy encoding and sending."""
-    run = SlowDouble(0.05)
+    run = GatedDouble()
     batcher = MicroBatcher("m", run, max_batch_size=16)
 
-    async def main() -> float:
+    async def main() -> list[np.ndarray]:
         first = asyncio.ensure_future(batcher.run(np.zeros((1, 2), np.float32), None))
-        await asyncio.sleep(0.01)  # the first batch is running
+        await asyncio.to_thread(run.wait_started)  # the first batch is running
         second = asyncio.ensure_future(batcher.run(np.ones((1, 2), np.float32), None))
-        await asyncio.sleep(0)  # the second request is queued
-        time.sleep(0.2)  # the loop is busy (HTTP work) long after the first batch ends
-        loop_free_at = time.perf_counter()
-        out = await asyncio.gather(first, second)
-        np.testing.assert_array_equal(out[1], np.full((1, 2), 2.0))
-        return loop_free_at
+        await queued()  # the second request is queued
+        # From here the loop is blocked (as by HTTP work) until the second batch starts.
+        run.release()  # the first batch ends; its results wait for the loop
+        run.wait_started()  # fails after the deadline if the next batch waits for the loop
+        run.open()
+        return await asyncio.gather(first, second)
 
-    loop_free_at = asyncio.run(main())
-    assert len(run.runs) == 2
-    assert run.runs[1][0] < loop_free_at, "the second batch waited for the event loop"
+    out = asyncio.run(main())
+    np.testing.assert_array_equal(out[1], np.full((1, 2), 2.0))
+    assert run.batches == [1, 1]
 
 
 def test_batches_in_flight_run_side_by_side_and_keep_rows_apart() -> None:
-    run = SlowDouble(0.1)
+    run = GatedDouble()
     batcher = MicroBatcher("m", run, max_batch_size=1, batches_in_flight=2)
 
-    async def main() -> list[np.ndarray]:
+    async def main() -> None:
         inputs = [np.full((1, 3), k + 1, np.float32) for k in range(4)]
-        outs = await asyncio.gather(*(batcher.run(z, None) for z in inputs))
+        calls = [asyncio.ensure_future(batcher.run(z, None)) for z in inputs]
+        # Two batches start and are both held: they are in flight at the same time.
+        await asyncio.to_thread(run.wait_started, 2)
+        run.open()
+        outs = await asyncio.gather(*calls)
         for z, out in zip(inputs, outs, strict=True):
             np.testing.assert_array_equal(out, z * 2)
-        return outs
 
     asyncio.run(main())
-    first, second = sorted(run.runs)[:2]
-    assert second[0] < first[1], "two batches in flight should overlap in time"
+    assert run.most_running == 2
     assert run.batches == [1, 1, 1, 1]  # max_batch_size still holds
 
 
 def test_a_cancelled_caller_does_not_break_the_batch_for_the_others() -> None:
-    run = SlowDouble(0.05)
+    run = GatedDouble()
     batcher = MicroBatcher("m", run, max_batch_size=8)
 
     async def main() -> None:
         calls = [asyncio.ensure_future(batcher.run(np.full((1, 2), k + 1, np.float32), None))
                  for k in range(3)]  # fmt: skip
-        await asyncio.sleep(0.01)
-        calls[1].cancel()  # a client hung up while its batch ran
+        await asyncio.to_thread(run.wait_started)  # a batch is running
+        calls[1].cancel()  # a client hung up meanwhile
+        run.open()
         results = await asyncio.gather(*calls, return_exceptions=True)
         assert isinstance(results[1], asyncio.CancelledError)
         np.testing.assert_array_equal(results[0], np.full((1, 2), 2.0))

@@ -11,10 +11,12 @@ import pytest
 import requests
 
 from harness.live_server import LiveServer
-from tests.conftest import decode, max_diff, model_cards
+from tests.conftest import decode, max_diff, model_cards, model_name
+
+pytestmark = pytest.mark.serve  # the servers come through request.getfixturevalue too
 
 CARDS = model_cards()
-CGAN = next(name for name, card in CARDS.items() if card.conditional)
+CGAN = model_name(conditional=True, cards=CARDS)
 CLIENTS = 32
 ROUNDS = 4  # requests per client: 128 in all, past the client's old 100-request recycle point
 
