@@ -4,41 +4,90 @@
     python k8s/grafana/dashboard.py --check  # exit 1 if they differ from what this builds
 
 The panels are built with grafana-foundation-sdk so every query lives here as code;
-tests/test_deploy_prometheus.py runs each of them against a real Prometheus.
+tests/deploy/test_deploy_prometheus.py runs each of them against a real Prometheus. The
+variables namespace, pod and model scope every query, so environments sharing one Prometheus
+stay apart; thresholds come from the alert rules' source, k8s/prometheus/alerts.py.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import yaml
-from grafana_foundation_sdk.builders.common import VizLegendOptions, VizTooltipOptions
-from grafana_foundation_sdk.builders.dashboard import Dashboard, DatasourceVariable
+from grafana_foundation_sdk.builders.common import (
+    GraphThresholdsStyleConfig,
+    VizLegendOptions,
+    VizTooltipOptions,
+)
+from grafana_foundation_sdk.builders.dashboard import (
+    Dashboard,
+    DatasourceVariable,
+    QueryVariable,
+    ThresholdsConfig,
+)
 from grafana_foundation_sdk.builders.prometheus import Dataquery
 from grafana_foundation_sdk.builders.timeseries import Panel as Timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.common import (
+    GraphTresholdsStyleMode,
     LegendDisplayMode,
     LegendPlacement,
     SortOrder,
     TimeZoneBrowser,
     TooltipDisplayMode,
 )
-from grafana_foundation_sdk.models.dashboard import DataSourceRef
+from grafana_foundation_sdk.models.dashboard import (
+    DataSourceRef,
+    Threshold,
+    ThresholdsMode,
+    VariableOption,
+    VariableRefresh,
+    VariableSort,
+)
 
 HERE = Path(__file__).resolve().parent
 JSON_PATH = HERE / "gan-serving-dashboard.json"
 CONFIGMAP_PATH = HERE / "gan-serving-dashboard.configmap.yaml"
 UID = "gan-serving"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
+# Every query is scoped to the selected namespaces and pods; the gan_* metrics to the models.
+SCOPE = 'namespace=~"$namespace", pod=~"$pod"'
+MODELS = f'{SCOPE}, model=~"$model"'
 # The public service only (with adaptive batching the internal gan_generator service reports
 # its /generate_batch calls too), without the health and scrape routes that would swamp it.
-API_ONLY = 'service_name="gan_service", endpoint!~"/metrics|/livez|/readyz|/healthz"'
+API_ONLY = f'{SCOPE}, service_name="gan_service", endpoint!~"/metrics|/livez|/readyz|/healthz"'
 RATE = "$__rate_interval"
+# (name, label, label_values query): each narrows the next.
+_SERVED = 'bentoml_service_request_total{service_name="gan_service"'
+VARIABLES = (
+    ("namespace", "Namespace", f"label_values({_SERVED}}}, namespace)"),
+    ("pod", "Pod", f'label_values({_SERVED}, namespace=~"$namespace"}}, pod)'),
+    (
+        "model",
+        "Model",
+        'label_values(gan_images_generated_total{namespace=~"$namespace", pod=~"$pod"}, model)',
+    ),
+)
+
+
+def _alerts() -> ModuleType:
+    """k8s/prometheus/alerts.py, the alerts' thresholds (a script beside the rules, by path)."""
+    path = HERE.parent / "prometheus" / "alerts.py"
+    spec = importlib.util.spec_from_file_location("gan_alerts", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    spec.loader.exec_module(module)
+    return module
+
+
+ALERTS = _alerts()
 
 
 @dataclass(frozen=True)
@@ -53,11 +102,13 @@ class PanelSpec:
     description: str
     unit: str
     queries: tuple[Query, ...]
+    # Alert thresholds drawn as dashed lines: (value, colour), orange warns, red pages.
+    thresholds: tuple[tuple[float, str], ...] = field(default=())
 
 
-def _latency(histogram: str, by: str, selector: str = "") -> tuple[Query, ...]:
+def _latency(histogram: str, by: str, selector: str) -> tuple[Query, ...]:
     """p50/p95/p99 of a Prometheus histogram, one series per value of the `by` label."""
-    bucket = f"{histogram}_bucket{{{selector}}}" if selector else f"{histogram}_bucket"
+    bucket = f"{histogram}_bucket{{{selector}}}"
     return tuple(
         Query(
             f"histogram_quantile({q}, sum by ({by}, le) (rate({bucket}[{RATE}])))",
@@ -68,7 +119,11 @@ def _latency(histogram: str, by: str, selector: str = "") -> tuple[Query, ...]:
 
 
 def panel_specs() -> list[PanelSpec]:
-    """Every panel, in order: title, meaning (shown in Grafana), unit and PromQL."""
+    """Every panel, in order: title, meaning (shown in Grafana), unit, PromQL, thresholds."""
+    warn, page = "orange", "red"
+    api_5xx = f'{API_ONLY}, http_response_code=~"5.."'
+    all_5xx = f"sum by (namespace) (rate(bentoml_service_request_total{{{api_5xx}}}[{RATE}]))"
+    all_api = f"sum by (namespace) (rate(bentoml_service_request_total{{{API_ONLY}}}[{RATE}]))"
     return [
         PanelSpec(
             "Request rate by endpoint",
@@ -84,14 +139,16 @@ def panel_specs() -> list[PanelSpec]:
         ),
         PanelSpec(
             "Latency p50 / p95 / p99 by endpoint",
-            "End-to-end request latency at the server, quantiles from BentoML's histogram.",
+            "End-to-end request latency at the server, quantiles from BentoML's histogram. "
+            "Alerts: p99 over the orange line for 10 min warns, over the red one for 5 min pages.",
             "s",
             _latency("bentoml_service_request_duration_seconds", "endpoint", API_ONLY),
+            ((ALERTS.LATENCY_WARN_S, warn), (ALERTS.LATENCY_PAGE_S, page)),
         ),
         PanelSpec(
             "Error rate by status code",
             "Non-2xx answers per second by status code: 4xx are client mistakes, 5xx are ours "
-            "(503 = batching queue over GAN_MAX_LATENCY_MS).",
+            "(503 = overload: see the rejected-requests panel).",
             "reqps",
             (
                 Query(
@@ -102,15 +159,47 @@ def panel_specs() -> list[PanelSpec]:
             ),
         ),
         PanelSpec(
-            "Requests in progress",
-            "Requests being served right now (queued for a batch or running), per endpoint.",
+            "5xx share of API requests",
+            "Share of API requests answered with a 5xx, per namespace; the page alert fires "
+            "above the red line for 5 min.",
+            "percentunit",
+            (
+                # `or ... * 0`: 0 % rather than no data while no 5xx series exists yet.
+                Query(
+                    f"({all_5xx} or {all_api} * 0) / {all_api}",
+                    "{{namespace}}",
+                ),
+            ),
+            ((ALERTS.ERROR_RATIO, page),),
+        ),
+        PanelSpec(
+            "Requests in progress per pod",
+            "Requests being served right now (queued for a batch or running), per pod; the "
+            "saturation alert warns above the orange line for 5 min.",
             "short",
             (
                 Query(
-                    f"sum by (endpoint) (bentoml_service_request_in_progress{{{API_ONLY}}})",
-                    "{{endpoint}}",
+                    f"sum by (namespace, pod) (bentoml_service_request_in_progress{{{API_ONLY}}})",
+                    "{{namespace}}/{{pod}}",
                 ),
             ),
+            ((ALERTS.IN_FLIGHT_PER_POD, warn),),
+        ),
+        PanelSpec(
+            "Rejected requests by reason",
+            "Requests never computed, per second: shed with 503 under overload (queue_full, "
+            "deadline, batcher_overloaded) or abandoned by their client (client_gone). Empty "
+            "until a pod has rejected one: the counter appears with its first rejection. "
+            "Sustained shedding over the orange line warns.",
+            "reqps",
+            (
+                Query(
+                    "sum by (reason, model) "
+                    f"(rate(gan_rejected_requests_total{{{MODELS}}}[{RATE}]))",
+                    "{{reason}} {{model}}",
+                ),
+            ),
+            ((ALERTS.SHED_PER_S, warn),),
         ),
         PanelSpec(
             "Batch size actually run (images per batch)",
@@ -119,13 +208,13 @@ def panel_specs() -> list[PanelSpec]:
             "short",
             (
                 Query(
-                    f"sum by (model) (rate(gan_batch_images_sum[{RATE}])) / "
-                    f"sum by (model) (rate(gan_batch_images_count[{RATE}]))",
+                    f"sum by (model) (rate(gan_batch_images_sum{{{MODELS}}}[{RATE}])) / "
+                    f"sum by (model) (rate(gan_batch_images_count{{{MODELS}}}[{RATE}]))",
                     "mean {{model}}",
                 ),
                 Query(
                     "histogram_quantile(0.95, sum by (model, le) "
-                    f"(rate(gan_batch_images_bucket[{RATE}])))",
+                    f"(rate(gan_batch_images_bucket{{{MODELS}}}[{RATE}])))",
                     "p95 {{model}}",
                 ),
             ),
@@ -133,12 +222,13 @@ def panel_specs() -> list[PanelSpec]:
         PanelSpec(
             "Requests merged per batch (adaptive batching)",
             "Mean requests BentoML's adaptive batcher merged into one call (GPU path, "
-            "GAN_BATCHING=adaptive); each request carries 1..64 images, see the panel above.",
+            "GAN_BATCHING=adaptive); each request carries 1..64 images, see the panel above. "
+            "Empty with in-process batching (the CPU overlay): that path has no such batcher.",
             "short",
             (
                 Query(
-                    f"sum(rate(bentoml_service_adaptive_batch_size_sum[{RATE}])) / "
-                    f"sum(rate(bentoml_service_adaptive_batch_size_count[{RATE}]))",
+                    f"sum(rate(bentoml_service_adaptive_batch_size_sum{{{SCOPE}}}[{RATE}])) / "
+                    f"sum(rate(bentoml_service_adaptive_batch_size_count{{{SCOPE}}}[{RATE}]))",
                     "requests per batch",
                 ),
             ),
@@ -147,14 +237,16 @@ def panel_specs() -> list[PanelSpec]:
             "Inference time per batch",
             "Seconds per ONNX Runtime call (one batch), p50 / p95 / p99 per model.",
             "s",
-            _latency("gan_inference_seconds", "model"),
+            _latency("gan_inference_seconds", "model", MODELS),
         ),
         PanelSpec(
             "Queue time before a batch runs",
             "Seconds from a request's latents being ready to its batch starting, per model: "
-            "the price of batching (bounded by GAN_MAX_LATENCY_MS on the adaptive path).",
+            "the price of batching (bounded by GAN_MAX_LATENCY_MS on the adaptive path). "
+            "p99 above the orange line for 5 min warns.",
             "s",
-            _latency("gan_queue_seconds", "model"),
+            _latency("gan_queue_seconds", "model", MODELS),
+            ((ALERTS.QUEUE_P99_S, warn),),
         ),
         PanelSpec(
             "Images generated per second by model",
@@ -162,12 +254,28 @@ def panel_specs() -> list[PanelSpec]:
             "short",
             (
                 Query(
-                    f"sum by (model) (rate(gan_images_generated_total[{RATE}]))",
+                    f"sum by (model) (rate(gan_images_generated_total{{{MODELS}}}[{RATE}]))",
                     "{{model}}",
                 ),
             ),
         ),
     ]
+
+
+def _variable(name: str, label: str, query: str) -> QueryVariable:
+    """Multi-select, `All` by default (the regex .*), refreshed with the time range."""
+    return (
+        QueryVariable(name)
+        .label(label)
+        .datasource(DATASOURCE)
+        .query(query)
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC)
+        .multi(True)
+        .include_all(True)
+        .all_value(".*")
+        .current(VariableOption(selected=True, text=["All"], value=["$__all"]))
+    )
 
 
 def build() -> dict:
@@ -182,6 +290,8 @@ def build() -> dict:
         .refresh("30s")
         .with_variable(DatasourceVariable("datasource").label("Data source").type("prometheus"))
     )
+    for name, label, query in VARIABLES:
+        dash = dash.with_variable(_variable(name, label, query))
     for i, spec in enumerate(panel_specs()):
         panel = (
             Timeseries()
@@ -201,6 +311,12 @@ def build() -> dict:
             )
             .tooltip(VizTooltipOptions().mode(TooltipDisplayMode.MULTI).sort(SortOrder.DESCENDING))
         )
+        if spec.thresholds:
+            steps = [Threshold(value=None, color="green")]
+            steps += [Threshold(value=v, color=c) for v, c in spec.thresholds]
+            panel = panel.thresholds(
+                ThresholdsConfig().mode(ThresholdsMode.ABSOLUTE).steps(steps)
+            ).thresholds_style(GraphThresholdsStyleConfig().mode(GraphTresholdsStyleMode.DASHED))
         for ref, q in zip("ABCDEFGH", spec.queries, strict=False):
             panel = panel.with_target(
                 Dataquery().ref_id(ref).datasource(DATASOURCE).expr(q.expr).legend_format(q.legend)

@@ -1,12 +1,15 @@
-"""The Grafana dashboard: committed files equal the generator's output, panels are complete.
+"""The Grafana dashboard: committed files equal the generator's output, panels are complete,
+every query is scoped by the namespace / pod / model variables, and the thresholds drawn are
+the alert rules' own.
 
-Whether each panel's query returns sane data is tests/test_deploy_prometheus.py's job.
+Whether each panel's query returns sane data is tests/deploy/test_deploy_prometheus.py's job.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from types import ModuleType
@@ -21,7 +24,9 @@ REQUIRED_PANELS = (
     "Request rate by endpoint",
     "Latency p50 / p95 / p99 by endpoint",
     "Error rate by status code",
-    "Requests in progress",
+    "5xx share of API requests",
+    "Requests in progress per pod",
+    "Rejected requests by reason",
     "Batch size actually run (images per batch)",
     "Inference time per batch",
     "Images generated per second by model",
@@ -62,12 +67,24 @@ def test_configmap_carries_the_dashboard_for_the_sidecar() -> None:
     assert payload == (GRAFANA / "gan-serving-dashboard.json").read_text()
 
 
-def test_panels_queries_and_datasource_variable() -> None:
+SCOPE = ('namespace=~"$namespace"', 'pod=~"$pod"')
+MODEL_SCOPE = 'model=~"$model"'
+SCOPED_VARIABLES = ("namespace", "pod", "model")
+
+
+def test_panels_queries_and_variables() -> None:
     dashboard = json.loads((GRAFANA / "gan-serving-dashboard.json").read_text())
     assert dashboard["uid"] == "gan-serving"
-    (variable,) = dashboard["templating"]["list"]
+    variable, *scoped = dashboard["templating"]["list"]
     assert variable["type"] == "datasource" and variable["query"] == "prometheus"
     ref = {"type": "prometheus", "uid": "${" + variable["name"] + "}"}
+    assert [v["name"] for v in scoped] == list(SCOPED_VARIABLES)
+    for v in scoped:
+        assert v["type"] == "query" and v["datasource"] == ref
+        assert v["query"].startswith("label_values(") and v["query"].endswith(f", {v['name']})")
+        # Multi-select with `All` as the regex .*, selected by default.
+        assert v["multi"] and v["includeAll"] and v["allValue"] == ".*"
+        assert v["current"]["value"] == ["$__all"]
 
     panels = {p["title"]: p for p in dashboard["panels"]}
     assert len(panels) == len(dashboard["panels"]), "duplicate panel titles"
@@ -82,6 +99,15 @@ def test_panels_queries_and_datasource_variable() -> None:
         for target in panel["targets"]:
             assert target["datasource"] == ref
             assert target["expr"] and target["legendFormat"]
+            # Every series selector is scoped: environments sharing a Prometheus stay apart.
+            unquoted = re.sub(r'"[^"]*"', '""', target["expr"])  # label values aside
+            names = re.findall(r"\b((?:bentoml|gan)_\w+)", unquoted)
+            selectors = re.findall(r"\b((?:bentoml|gan)_\w+)\{([^}]*)\}", target["expr"])
+            assert names and len(selectors) == len(names), target["expr"]
+            for metric, labels in selectors:
+                assert all(s in labels for s in SCOPE), (panel["title"], metric)
+                if metric.startswith("gan_"):  # the service's own metrics carry `model`
+                    assert MODEL_SCOPE in labels, (panel["title"], metric)
 
     exprs = {t: [q["expr"] for q in p["targets"]] for t, p in panels.items()}
     latency = exprs["Latency p50 / p95 / p99 by endpoint"]
@@ -95,6 +121,34 @@ def test_panels_queries_and_datasource_variable() -> None:
     batch = " ".join(exprs["Batch size actually run (images per batch)"])
     assert "gan_batch_images" in batch and "adaptive_batch_size" not in batch
     assert "http_response_code" in exprs["Error rate by status code"][0]
+    assert "gan_rejected_requests_total" in exprs["Rejected requests by reason"][0]
+    # A panel that may be empty says so, and why.
+    for title in ("Rejected requests by reason", "Requests merged per batch (adaptive batching)"):
+        assert "Empty " in panels[title]["description"], title
+
+
+def test_thresholds_are_the_alerts() -> None:
+    """Each threshold line drawn is the threshold of an alert rule, from the same constants."""
+    dashboard = json.loads((GRAFANA / "gan-serving-dashboard.json").read_text())
+    rules = yaml.safe_load((ROOT / "k8s" / "prometheus" / "alerts.rules.yaml").read_text())
+    alert_exprs = [r["expr"] for group in rules["groups"] for r in group["rules"]]
+    drawn = {}
+    for panel in dashboard["panels"]:
+        defaults = panel.get("fieldConfig", {}).get("defaults", {})
+        steps = defaults.get("thresholds", {}).get("steps", [])
+        values = [s["value"] for s in steps if s["value"] is not None]
+        if values:
+            assert defaults["custom"]["thresholdsStyle"]["mode"] == "dashed", panel["title"]
+            drawn[panel["title"]] = values
+        for value in values:
+            assert any(e.endswith(f"> {value}") for e in alert_exprs), (panel["title"], value)
+    assert drawn == {
+        "Latency p50 / p95 / p99 by endpoint": [1.0, 2.0],
+        "5xx share of API requests": [0.01],
+        "Requests in progress per pod": [16],
+        "Rejected requests by reason": [0.05],
+        "Queue time before a batch runs": [1.0],
+    }
 
 
 def test_panel_grid_does_not_overlap() -> None:
