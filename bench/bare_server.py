@@ -25,15 +25,22 @@ from bench.naive_server import (
     worker_count,
 )
 from service.inputs import model_inputs
+from service.registry import ModelEntry
 
 
-def build_app() -> Starlette:
-    models = {m.name: m for m in shipped_models()}
+def precomputed_pngs(models: dict[str, ModelEntry]) -> dict[tuple[str, int], bytes]:
+    """(model, n) -> the PNG grid of the model's first n images, rendered once."""
     pngs: dict[tuple[str, int], bytes] = {}
     for name, model in models.items():
         (images,) = session(model).run(None, model_inputs(model.card, MAX_N))
         for n in range(1, MAX_N + 1):
             pngs[name, n] = render(images[:n], "png")
+    return pngs
+
+
+def build_app() -> Starlette:
+    models = {m.name: m for m in shipped_models()}
+    pngs = precomputed_pngs(models)
 
     async def generate(request: Request) -> Response:
         try:

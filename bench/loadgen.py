@@ -26,6 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 BATCH_METRICS = ("gan_batch_images", "bentoml_service_adaptive_batch_size")
 MIXES = {"single": (1, 1), "1-16": (1, 16)}
 TIMEOUT_S = 60.0
+# Upper edges of the latency histogram's buckets (ms); one more bucket holds the rest.
+LATENCY_EDGES_MS = (2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 
 
 @dataclass
@@ -42,9 +44,15 @@ class LoadPoint:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    p999_ms: float = float("nan")
+    max_ms: float = float("nan")
     mean_batch: float | None = None
     server_cpu_ms: float | None = None  # server CPU time per request (all its processes)
     error_samples: list[str] = field(default_factory=list)
+    # Requests per latency bucket (upper edges LATENCY_EDGES_MS, the last one open).
+    histogram: list[int] = field(default_factory=list)
+    # Open client connections held by each server process mid-window, most first.
+    connections: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -186,6 +194,7 @@ async def measure(
     wrap: str | None = None,
     cpu_seconds: Callable[[], float] | None = None,
     route: str = "/generate",
+    connections: Callable[[], list[int]] | None = None,
 ) -> LoadPoint:
     """One load point: a short unmeasured warm-up at the same concurrency, then the window."""
     _check_loopback(url)
@@ -200,7 +209,14 @@ async def measure(
         await _drive(endpoint, clients, warmup_s, max_requests, body, sizes, 10**6, wrap)
     before = await _scrape(url)
     cpu0 = cpu_seconds() if cpu_seconds else 0.0
-    tally, elapsed = await _drive(endpoint, clients, seconds, max_requests, body, sizes, 0, wrap)
+    drive = asyncio.ensure_future(
+        _drive(endpoint, clients, seconds, max_requests, body, sizes, 0, wrap)
+    )
+    spread: list[int] = []
+    if connections is not None:  # mid-window, every client connected
+        await asyncio.sleep(seconds / 2)
+        spread = await asyncio.to_thread(connections)
+    tally, elapsed = await drive
     cpu1 = cpu_seconds() if cpu_seconds else 0.0
     after = await _scrape(url)
     lat = np.array(tally.latencies) * 1e3 if tally.latencies else np.array([np.nan])
@@ -217,6 +233,13 @@ async def measure(
         p50_ms=float(np.percentile(lat, 50)),
         p95_ms=float(np.percentile(lat, 95)),
         p99_ms=float(np.percentile(lat, 99)),
+        p999_ms=float(np.percentile(lat, 99.9)),
+        max_ms=float(np.max(lat)),
+        histogram=np.bincount(
+            np.searchsorted(LATENCY_EDGES_MS, lat[np.isfinite(lat)]),
+            minlength=len(LATENCY_EDGES_MS) + 1,
+        ).tolist(),
+        connections=spread,
         mean_batch=mean_batch(before, after, model),
         server_cpu_ms=(cpu1 - cpu0) * 1e3 / len(tally.latencies)
         if cpu_seconds and tally.latencies

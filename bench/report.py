@@ -6,8 +6,13 @@ from dataclasses import dataclass, field
 
 from bench.flops import Flops, gpu_name, gpu_peak
 from bench.inference import InferencePoint
-from bench.loadgen import LoadPoint
-from bench.targets import Target
+from bench.loadgen import LATENCY_EDGES_MS, LoadPoint
+from bench.profile import CATEGORIES, CATEGORY_NAMES, Profile
+from bench.targets import Target, ceiling_bound, versus
+
+# The generated part of BENCHMARKS.md sits between these; everything outside them is kept.
+BEGIN = "<!-- bench:begin: written by `make bench`; edit outside these markers -->"
+END = "<!-- bench:end -->"
 
 
 @dataclass
@@ -26,6 +31,15 @@ class Run:
     servers: dict[str, str]  # name -> description
     targets: dict[str, list[Target]]  # per service configuration
     notes: list[str] = field(default_factory=list)
+    issue: list[Target] = field(default_factory=list)
+    standin: Flops | None = None
+    standin_raw: list[InferencePoint] = field(default_factory=list)
+    standin_load: list[LoadPoint] = field(default_factory=list)
+    standin_servers: dict[str, str] = field(default_factory=dict)
+    standin_service: str | None = None
+    profiles: list[Profile] = field(default_factory=list)
+    tail_before: list[LoadPoint] = field(default_factory=list)
+    tail_before_env: dict[str, str] = field(default_factory=dict)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -128,13 +142,16 @@ def _gpu_section(run: Run) -> list[str]:
         out += [
             "**No GPU was lent to this task**: every number above is CPU-only, and the CUDA "
             "rows (FP32 vs FP16 images/s per batch size, IO binding vs plain `session.run`, "
-            "service throughput at 128 clients, fraction of peak) could not be measured. "
-            "`make bench` measures them itself on a machine where `onnxruntime-gpu` sees a "
-            "CUDA device: the `cuda` device is added automatically, with an FP16 conversion "
-            "of each FP32 model and a `cuda-no-iobinding` pass that shows whether IO binding "
-            "(on by default for GPU providers, `GAN_IO_BINDING`) pays on that GPU. The CUDA "
-            "path is covered by `tests/test_gpu_engine.py`, which runs wherever CUDA is "
-            "available and skips elsewhere.",
+            "service throughput at 128 clients, GPU utilisation) could not be measured. "
+            "`make bench-gpu` (`python -m bench.gpu`, a few minutes) measures them on a CUDA "
+            "machine in one shot: the provider each model actually runs on, raw images/s per "
+            "batch size in FP32 and FP16 with and without IO binding, the service with the "
+            "GPU defaults against the naive server at 1, 64 and 128 clients, and nvidia-smi's "
+            "utilisation during the service's run. `make bench-gpu DRY=1` runs every step on "
+            "the CPU provider; `tests/bench/test_bench_gpu_dry.py` (marked `slow`) does so "
+            "with tiny durations in the test suite. `make bench` also adds the `cuda` rows "
+            "here by itself wherever `onnxruntime-gpu` sees a device; "
+            "`tests/service/test_gpu_engine.py` covers the CUDA path.",
             "",
         ]
     out += [
@@ -223,7 +240,13 @@ def render(run: Run) -> str:
         "(`bench/loadgen.py`, aiohttp, loopback) running on the same machine as the server.",
         *[f"- {c}" for c in run.conditions],
         "",
-        "## Targets",
+        *_issue_section(run),
+        *_ceiling_section(run),
+        *_naive_section(run),
+        *_profile_section(run),
+        *_standin_section(run),
+        *_tail_section(run),
+        "## Limit targets",
         "",
         "Limit at a load = min(raw ORT images/s at the batch size the service actually "
         "formed, read from `/metrics`; bare server requests/s × images per request).",
@@ -249,3 +272,372 @@ def render(run: Run) -> str:
         *_gpu_section(run),
     ]
     return "\n".join(lines)
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "–"
+
+
+def _ceiling_section(run: Run) -> list[str]:
+    rows = []
+    for mix in dict.fromkeys(p.mix for p in run.load):
+        for s, b in versus(run.load, "service", "bare-bento", (mix,)):
+            bare = next(
+                (p for p in run.load if (p.server, p.mix, p.clients) == ("bare", mix, s.clients)),
+                None,
+            )
+            rows.append(
+                [
+                    mix,
+                    str(s.clients),
+                    f"{bare.req_per_s:,.0f}" if bare else "–",
+                    f"{b.req_per_s:,.0f}",
+                    f"{s.req_per_s:,.0f}",
+                    f"{s.req_per_s / b.req_per_s:.0%}",
+                    f"{b.p99_ms:.1f}",
+                    f"{s.p99_ms:.1f}",
+                    f"{b.server_cpu_ms:.2f}" if b.server_cpu_ms else "–",
+                    f"{s.server_cpu_ms:.2f}" if s.server_cpu_ms else "–",
+                ]
+            )
+    if not rows:
+        return []
+    return [
+        "## 1. The framework's ceiling: bare BentoML",
+        "",
+        f"`{run.load_model}`, the project defaults. **bare-bento** is `bench/bare_bentoml.py`: "
+        "the same BentoML version, worker count and traffic settings, one `@bentoml.api` "
+        "validating the same body and answering a constant PNG. Every service figure as a "
+        "share of it:",
+        "",
+        *_table(
+            [
+                "mix",
+                "clients",
+                "bare Starlette req/s",
+                "bare BentoML req/s",
+                "service req/s",
+                "service / bare BentoML",
+                "bare BentoML p99 ms",
+                "service p99 ms",
+                "bare BentoML CPU ms/req",
+                "service CPU ms/req",
+            ],
+            rows,
+        ),
+        "",
+    ]
+
+
+def _naive_section(run: Run) -> list[str]:
+    rows = []
+    for mix in dict.fromkeys(p.mix for p in run.load):
+        for s, n in versus(run.load, "service", "naive", (mix,)):
+            bound = ceiling_bound(run.load, mix, s.clients)
+            unreachable = bound is not None and bound < n.images_per_s
+            ratio = s.images_per_s / n.images_per_s
+            verdict = "unreachable" if unreachable else ("met" if ratio >= 1 else "**behind**")
+            rows.append(
+                [
+                    mix,
+                    str(s.clients),
+                    f"{n.images_per_s:,.0f}",
+                    f"{s.images_per_s:,.0f}",
+                    f"{ratio:.2f}",
+                    f"{bound:,.0f}" if bound is not None else "–",
+                    verdict,
+                ]
+            )
+    if not rows:
+        return []
+    return [
+        "## 2. Never behind naive (equal process counts, the real model)",
+        "",
+        "**BentoML bound**: what the naive server would reach with BentoML's stack instead of "
+        "Starlette's, = naive images/s × naive CPU/req ÷ (naive − bare Starlette + bare "
+        "BentoML CPU/req). Where it is below naive, no BentoML service can match naive at "
+        "that point (marked unreachable).",
+        "",
+        *_table(
+            [
+                "mix",
+                "clients",
+                "naive img/s",
+                "service img/s",
+                "service / naive",
+                "BentoML bound img/s",
+                "result",
+            ],
+            rows,
+        ),
+        "",
+    ]
+
+
+def _profile_section(run: Run) -> list[str]:
+    if not run.profiles:
+        return []
+    header = ["category"]
+    for prof in run.profiles:
+        header.append(f"{prof.server} ms/req")
+    rows = []
+    for cat in CATEGORIES:
+        row = [CATEGORY_NAMES[cat]]
+        for prof in run.profiles:
+            cpu = prof.point.server_cpu_ms or 0.0
+            share = prof.split.shares.get(cat, 0.0)
+            row.append(f"{share * cpu:.2f} ({share:.0%})")
+        rows.append(row)
+    rows.append(
+        ["**total server CPU per request**"]
+        + [f"**{(p.point.server_cpu_ms or 0.0):.2f}**" for p in run.profiles]
+    )
+    rows.append(["busy samples"] + [str(p.split.samples) for p in run.profiles])
+    detail = []
+    for prof in run.profiles:
+        parts = [
+            f"{cat}: " + ", ".join(f"{d} {s:.0%}" for d, s in prof.split.detail.get(cat, []))
+            for cat in ("ours", "bentoml")
+            if prof.split.detail.get(cat)
+        ]
+        detail.append(
+            f"- **{prof.server}** ({prof.point.clients} clients, {prof.point.mix}, "
+            f"{prof.point.req_per_s:,.0f} req/s): " + "; ".join(parts)
+        )
+        detail += ["  - hottest: " + ", ".join(f"`{f}` {s:.1%}" for f, s in prof.top[:6])]
+        if prof.error:
+            detail.append(f"  - profiler: {prof.error}")
+    return [
+        "## 3. Where a single-image request's CPU goes",
+        "",
+        "Server CPU per request (all server processes, from /proc) split by py-spy samples "
+        "(`bench/profile.py`, `--nonblocking`, every thread, waits left out). A sample "
+        "counts for the frame nearest its leaf that is ours (`service/`, `bench/`), ONNX "
+        "Runtime's, Pillow's or BentoML's stack (BentoML, Starlette, uvicorn, h11, "
+        "OpenTelemetry, anyio); shared libraries (NumPy, pydantic, prometheus_client, "
+        "asyncio) count for their caller.",
+        "",
+        *_table(header, rows),
+        "",
+        *detail,
+        "",
+    ]
+
+
+def _standin_section(run: Run) -> list[str]:
+    if not run.standin_load:
+        return []
+    f = run.standin
+    out = [
+        "## 4. Accelerator-shaped run: the stand-in generator",
+        "",
+        f"`bench/standin.py` builds, in a temporary folder, a generator with `{run.load_model}`'s "
+        "inputs and outputs and one linear layer + tanh inside"
+        + (f" ({f.total / 1e6:.2f} MFLOP per image)" if f else "")
+        + ", with a card (`service.card.ModelCard`, sha256 of the file) that the service "
+        "checks like any model. As on a GPU, inference costs next to nothing, so the request "
+        "stack sets every figure.",
+        "",
+        *_raw_tables(run.standin_raw),
+        *[f"- **{k}**: {v}" for k, v in run.standin_servers.items()],
+        "",
+    ]
+    servers = list(dict.fromkeys(p.server for p in run.standin_load))
+    clients = sorted({p.clients for p in run.standin_load})
+    by = {(p.server, p.clients): p for p in run.standin_load}
+    bento = {c: by.get(("bare-bento", c)) for c in clients}
+    rows = []
+    for name in servers:
+        row = [name]
+        for c in clients:
+            p = by.get((name, c))
+            b = bento[c]
+            if p is None:
+                row.append("–")
+                continue
+            share = f" ({p.req_per_s / b.req_per_s:.0%})" if b and name != "bare-bento" else ""
+            row.append(f"{p.req_per_s:,.0f}{share}")
+        rows.append(row)
+    out += [
+        "Requests/s (one image each), and as a share of bare BentoML:",
+        "",
+        *_table(["server", *[f"{c} clients" for c in clients]], rows),
+        "",
+    ]
+    rows = []
+    for name in servers:
+        row = [name]
+        for c in clients:
+            p = by.get((name, c))
+            b = bento[c]
+            if p is None:
+                row.append("–")
+                continue
+            ratio = f" ({p.p99_ms / b.p99_ms:.2f}×)" if b and name != "bare-bento" else ""
+            row.append(f"{p.p50_ms:.1f} / {p.p99_ms:.1f}{ratio}")
+        rows.append(row)
+    out += [
+        "p50 / p99 ms, and p99 over bare BentoML's:",
+        "",
+        *_table(["server", *[f"{c} clients" for c in clients]], rows),
+        "",
+    ]
+    rows = [
+        [
+            p.server,
+            str(p.clients),
+            f"{p.mean_batch:.1f}" if p.mean_batch is not None else "–",
+            f"{p.server_cpu_ms:.2f}" if p.server_cpu_ms is not None else "–",
+            " / ".join(str(c) for c in p.connections) or "–",
+            str(p.errors),
+        ]
+        for p in run.standin_load
+        if p.server.startswith("svc-") or p.server == "bare-bento"
+    ]
+    out += [
+        "Mean batch (images per `session.run`, from `/metrics`), server CPU per request, and "
+        "client connections held by each API worker mid-window:",
+        "",
+        *_table(
+            ["server", "clients", "mean batch", "CPU ms/req", "connections per worker", "errors"],
+            rows,
+        ),
+        "",
+    ]
+    return out
+
+
+def _latency_rows(points: list[tuple[str, LoadPoint]]) -> list[list[str]]:
+    rows = []
+    for label, p in points:
+        total = sum(p.histogram) or 1
+        rows.append(
+            [
+                label,
+                str(p.clients),
+                f"{p.images_per_s:,.0f}",
+                f"{p.p50_ms:.1f}",
+                f"{p.p95_ms:.1f}",
+                f"{p.p99_ms:.1f}",
+                f"{p.p999_ms:.1f}",
+                f"{p.max_ms:.1f}",
+                " / ".join(str(c) for c in p.connections) or "–",
+                *[f"{n / total:.1%}" if n else "·" for n in p.histogram],
+            ]
+        )
+    return rows
+
+
+def _tail_section(run: Run) -> list[str]:
+    if not run.tail_before:
+        return []
+    points: list[tuple[str, LoadPoint]] = []
+    for before in run.tail_before:
+        after = next(
+            (
+                p
+                for p in run.load
+                if (p.server, p.mix, p.clients) == ("service", before.mix, before.clients)
+            ),
+            None,
+        )
+        naive = next(
+            (
+                p
+                for p in run.load
+                if (p.server, p.mix, p.clients) == ("naive", before.mix, before.clients)
+            ),
+            None,
+        )
+        bento = next(
+            (
+                p
+                for p in run.load
+                if (p.server, p.mix, p.clients) == ("bare-bento", before.mix, before.clients)
+            ),
+            None,
+        )
+        points.append((f"before ({before.mix})", before))
+        if after:
+            points.append((f"**after** ({after.mix})", after))
+        if naive:
+            points.append((f"naive ({naive.mix})", naive))
+        if bento:
+            points.append((f"bare BentoML ({bento.mix})", bento))
+    edges = [f"≤{e:g}" for e in LATENCY_EDGES_MS] + [f">{LATENCY_EDGES_MS[-1]:g}"]
+    env = ", ".join(f"{k}={v}" for k, v in run.tail_before_env.items())
+    return [
+        "## 5. The tail: latency distribution before and after",
+        "",
+        f"**before**: the service with `{env}` (the earlier behaviour), started in the same "
+        "run; **after**: the project defaults. Histogram columns are the share of requests "
+        "per latency bucket (ms); connections are the clients each API worker held mid-window.",
+        "",
+        *_table(
+            [
+                "server",
+                "clients",
+                "img/s",
+                "p50",
+                "p95",
+                "p99",
+                "p99.9",
+                "max",
+                "connections per worker",
+                *edges,
+            ],
+            _latency_rows(points),
+        ),
+        "",
+    ]
+
+
+def _issue_section(run: Run) -> list[str]:
+    if not run.issue:
+        return []
+    return [
+        "## Performance targets",
+        "",
+        "Ratios from this run only (a benchmark, not a test); sections 1-6 below hold the "
+        "tables behind each.",
+        "",
+        *targets_table(run.issue),
+        "",
+    ]
+
+
+def merge(existing: str, generated: str) -> str:
+    """BENCHMARKS.md with its generated part replaced and everything else kept.
+
+    With markers, what lies outside them stays as it is. Without (a file from before the
+    markers), the old generated part is dropped and every `## ` section whose heading the
+    generator does not write is kept after the end marker.
+    """
+    block = f"{BEGIN}\n{generated.rstrip()}\n{END}\n"
+    if BEGIN in existing and END in existing:
+        head, _, rest = existing.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        tail = tail.lstrip("\n")
+        return head + block + ("\n" + tail if tail else "")
+    ours = {line for line in generated.splitlines() if line.startswith("## ")}
+    kept: list[str] = []
+    keeping = False
+    for line in existing.splitlines():
+        if line.startswith("## "):
+            keeping = line not in ours and not _legacy_heading(line)
+        elif line.startswith("# "):
+            keeping = False
+        if keeping:
+            kept.append(line)
+    return block + ("\n" + "\n".join(kept).rstrip() + "\n" if kept else "")
+
+
+def _legacy_heading(line: str) -> bool:
+    """Headings the generator wrote before it had markers."""
+    return line in (
+        "## Conditions",
+        "## Targets",
+        "## Raw ONNX Runtime `session.run` (the limit)",
+        "## Servers under load",
+        "## GPU",
+    )

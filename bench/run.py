@@ -1,7 +1,8 @@
-"""One command for every benchmark: raw ORT, then bare, naive and the service under the same
-load generator; writes BENCHMARKS.md with machine, versions, tables and the target ratios.
+"""One command for every benchmark: raw ORT, then bare, bare BentoML, naive and the service
+under the same load generator, a CPU profile split, the accelerator-shaped stand-in run and
+the tail before/after; writes its part of BENCHMARKS.md (between markers; the rest is kept).
 
-    python -m bench.run [--seconds 8] [--clients 1 8 32 64 128] [--out BENCHMARKS.md]
+    python -m bench.run [--seconds 6] [--clients 1 8 32 64 128] [--out BENCHMARKS.md]
 """
 
 from __future__ import annotations
@@ -9,12 +10,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import flops, inference, loadgen, machine, report, servers, targets
-from bench.common import ROOT, describe_options, devices, session, shipped_models
+from bench import flops, inference, loadgen, machine, profile, report, servers, standin, targets
+from bench.common import ROOT, describe_options, devices, session
+from service.registry import load_entry
+
+# The service as it was before the tail fix (README "Batching"), started once more in the
+# same run so the latency distributions compare like for like.
+TAIL_BEFORE_ENV: dict[str, str] = {}
+TAIL_CLIENTS = (64, 128)
+PROFILE_CLIENTS = 64
 
 
 def _conditions(phase: str) -> list[str]:
@@ -28,31 +37,93 @@ def _conditions(phase: str) -> list[str]:
     return [line]
 
 
+def _point(
+    srv: servers.Running, name: str, clients: int, seconds: float, mix: str, model: str
+) -> loadgen.LoadPoint:
+    point = asyncio.run(
+        loadgen.measure(
+            srv.url,
+            name,
+            clients,
+            seconds,
+            mix,
+            model,
+            cpu_seconds=srv.cpu_seconds,
+            connections=srv.connections,
+        )
+    )
+    print(loadgen.fmt_point(point), f"conns {point.connections}", flush=True)
+    return point
+
+
 def _load_points(
-    server: servers.Server, clients: list[int], seconds: float, model: str, mixes: list[str]
-) -> list[loadgen.LoadPoint]:
+    server: servers.Server,
+    clients: list[int],
+    seconds: float,
+    model: str,
+    mixes: list[str],
+    profile_seconds: float = 0.0,
+) -> tuple[list[loadgen.LoadPoint], profile.Profile | None]:
+    """Every mix × client count on one start of `server`; then, with `profile_seconds`, one
+    more window at PROFILE_CLIENTS single-image clients under py-spy."""
     points = []
+    sampled = None
     print(f"[{server.name}] starting", flush=True)
     with server.start() as srv:
         for mix in mixes:
             for c in clients:
-                point = asyncio.run(
-                    loadgen.measure(
-                        srv.url, server.name, c, seconds, mix, model, cpu_seconds=srv.cpu_seconds
-                    )
-                )
-                print(loadgen.fmt_point(point), flush=True)
-                points.append(point)
-    return points
+                points.append(_point(srv, server.name, c, seconds, mix, model))
+        if profile_seconds > 0:
+            sampled = profile.profile_running(
+                srv, server.name, PROFILE_CLIENTS, profile_seconds, "single", model
+            )
+            print(f"[{server.name}] profile {sampled.split.shares} {sampled.error}", flush=True)
+    return points, sampled
+
+
+def _measure_all(
+    chosen: list[servers.Server],
+    clients: list[int],
+    seconds: float,
+    model: str,
+    mixes: list[str],
+    profiled: set[str],
+    profile_seconds: float,
+    failures: list[str],
+) -> tuple[list[loadgen.LoadPoint], list[profile.Profile]]:
+    load: list[loadgen.LoadPoint] = []
+    profiles: list[profile.Profile] = []
+    for server in chosen:
+        try:
+            points, sampled = _load_points(
+                server,
+                clients,
+                seconds,
+                model,
+                mixes,
+                profile_seconds if server.name in profiled else 0.0,
+            )
+        except (RuntimeError, TimeoutError, OSError) as exc:  # report it, measure the rest
+            print(f"[{server.name}] failed: {exc}", flush=True)
+            failures.append(f"**{server.name} could not be measured**: {str(exc)[:300]}")
+            continue
+        load += points
+        if sampled is not None:
+            profiles.append(sampled)
+    return load, profiles
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=6.0, help="measured seconds per load point")
+    p.add_argument("--standin-seconds", type=float, default=4.0, help="same, stand-in model")
+    p.add_argument("--profile-seconds", type=float, default=6.0, help="0: no py-spy split")
     p.add_argument("--inference-seconds", type=float, default=1.5)
     p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 64, 128])
     p.add_argument("--mixes", nargs="+", default=list(targets.MIXES))
     p.add_argument("--servers", nargs="+", default=None, help="subset of server names")
+    p.add_argument("--no-standin", action="store_true", help="skip the stand-in model run")
+    p.add_argument("--no-tail", action="store_true", help="skip the tail before/after run")
     p.add_argument("--model", default=None, help="model to load-test (default: first cGAN)")
     p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
     p.add_argument("--json", type=Path, default=None, help="also dump raw results here")
@@ -60,10 +131,13 @@ def main() -> None:
 
     t0 = time.time()
     started = time.strftime("%Y-%m-%d %H:%M %Z")
+    from bench.common import shipped_models
+
     models = shipped_models()
     load_model = args.model or next((m.name for m in models if m.card.conditional), models[0].name)
     device = "cuda" if "cuda" in devices() else "cpu"
     conditions = _conditions("at start")
+    failures: list[str] = []
 
     print("FLOPs per image", flush=True)
     counted = flops.run()
@@ -71,14 +145,62 @@ def main() -> None:
     raw = inference.run(args.inference_seconds)
     load_session = session(next(m for m in models if m.name == load_model), device)
     chosen = [s for s in servers.all_servers() if not args.servers or s.name in args.servers]
-    load: list[loadgen.LoadPoint] = []
-    failures: list[str] = []
-    for server in chosen:
-        try:
-            load += _load_points(server, args.clients, args.seconds, load_model, args.mixes)
-        except (RuntimeError, TimeoutError, OSError) as exc:  # report it, measure the rest
-            print(f"[{server.name}] failed: {exc}", flush=True)
-            failures.append(f"**{server.name} could not be measured**: {str(exc)[:300]}")
+    load, profiles = _measure_all(
+        chosen,
+        args.clients,
+        args.seconds,
+        load_model,
+        args.mixes,
+        {"service", "bare-bento"},
+        args.profile_seconds,
+        failures,
+    )
+
+    tail_before: list[loadgen.LoadPoint] = []
+    if TAIL_BEFORE_ENV and not args.no_tail:
+        before = servers.Server("before", "", servers.bentoml_service, TAIL_BEFORE_ENV)
+        points, _ = _measure_all(
+            [before], list(TAIL_CLIENTS), args.seconds, load_model, ["single"], set(), 0, failures
+        )
+        tail_before = points
+
+    standin_run: dict[str, object] = {}
+    if not args.no_standin:
+        with tempfile.TemporaryDirectory(prefix="bench-standin-") as tmp:
+            folder = standin.build(Path(tmp), load_model)
+            entry = load_entry(folder)
+            print(f"stand-in model {entry.name}", flush=True)
+            standin_raw = [
+                inference.measure(entry, device, b, args.inference_seconds / 2, streams)
+                for streams in sorted({1, 2})
+                for b in inference.BATCHES
+            ]
+            stand_servers = [
+                s
+                for s in servers.standin_servers(tmp)
+                if not args.servers or s.name in args.servers or s.name.startswith("svc-")
+            ]
+            default_name = _standin_default(stand_servers)
+            stand_load, stand_profiles = _measure_all(
+                stand_servers,
+                args.clients,
+                args.standin_seconds,
+                entry.name,
+                ["single"],
+                {default_name} if default_name else set(),
+                args.profile_seconds,
+                failures,
+            )
+            for prof in stand_profiles:
+                prof.server = f"{prof.server} (stand-in)"
+            standin_run = {
+                "standin": flops.count(entry.onnx_path, entry.name),
+                "standin_raw": standin_raw,
+                "standin_load": stand_load,
+                "standin_servers": {s.name: s.description for s in stand_servers},
+                "standin_service": default_name,
+            }
+            profiles += stand_profiles
 
     conditions += _conditions("at end") + failures
     run = report.Run(
@@ -100,14 +222,33 @@ def main() -> None:
             for s in chosen
             if s.name.startswith(("service", "svc-"))
         },
+        issue=targets.issue_targets(
+            load,
+            standin_run.get("standin_load", []),  # type: ignore[arg-type]
+            tail_before,
+            standin_run.get("standin_service"),  # type: ignore[arg-type]
+        ),
+        profiles=profiles,
+        tail_before=tail_before,
+        tail_before_env=TAIL_BEFORE_ENV,
+        **standin_run,  # type: ignore[arg-type]
     )
-    args.out.write_text(report.render(run) + "\n")
+    run.wall_s = time.time() - t0
+    existing = args.out.read_text() if args.out.exists() else ""
+    args.out.write_text(report.merge(existing, report.render(run)))
     if args.json:
         args.json.write_text(json.dumps(asdict(run), indent=1, default=str))
-    for name, table in run.targets.items():
-        print(f"targets for {name}:")
-        print("\n".join(report.targets_table(table)))
+    print("\n".join(report.targets_table(run.issue)))
     print(f"wrote {args.out} in {run.wall_s / 60:.1f} min")
+
+
+def _standin_default(stand_servers: list[servers.Server]) -> str | None:
+    """The stand-in server running what the project's `auto` defaults pick on this host."""
+    from service.settings import Settings
+
+    settings = Settings.from_env()
+    name = f"svc-{settings.batching[:5]}-{settings.workers}w"
+    return name if any(s.name == name for s in stand_servers) else None
 
 
 if __name__ == "__main__":

@@ -49,11 +49,15 @@ def image_seeds(seed: int, n: int) -> list[int]:
 
 def latents_from_seed(seed: int, n: int, latent_dim: int, truncation: float = 1.0) -> np.ndarray:
     """[n, latent_dim] float32; row i comes from seed + i only."""
-    z = np.stack([latent_from_seed(s, latent_dim) for s in image_seeds(seed, n)])
+    z = np.empty((n, latent_dim), dtype=np.float32)
+    for i, s in enumerate(image_seeds(seed, n)):  # drawn into place: no per-row copies
+        np.random.default_rng(s).standard_normal(dtype=np.float32, out=z[i])
     return truncate(z, truncation)
 
 
 def truncate(z: np.ndarray, psi: float) -> np.ndarray:
+    if psi == 1.0 and z.dtype == np.float32 and z.flags.c_contiguous:
+        return z  # the default: nothing to scale, no copy
     return np.ascontiguousarray(z * np.float32(psi), dtype=np.float32)
 
 
