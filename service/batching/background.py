@@ -2,8 +2,8 @@
 
 A job thread calls `lane.run(model, z, y)` one chunk at a time and blocks until it is done.
 - in-process: the chunk runs on the worker's own `Engine` (the same ONNX Runtime session
-  the micro-batcher uses), on the job thread, and starts only while no request of that
-  model is in flight in this worker (admission control's count). The job thread runs at a
+  the micro-batcher uses), on the job thread, and starts only while no request is in
+  flight in this worker (admission control's count). The job thread runs at a
   lower CPU priority (nice), so a request in any worker process gets the cores first; a
   request that arrives during a chunk runs beside it on a free inference thread instead of
   waiting for it.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -54,6 +54,16 @@ class AdaptiveLane:
         return asyncio.run_coroutine_threadsafe(call, self.loop).result()
 
 
+def _any_in_flight(in_flight: Mapping[str, int]) -> Callable[[str], bool]:
+    def busy(model: str) -> bool:
+        try:
+            return any(count > 0 for count in list(in_flight.values()))
+        except RuntimeError:  # a model's first request added its key meanwhile
+            return True
+
+    return busy
+
+
 def make_lane(backend: Any) -> BackgroundLane:
     """The lane beside the backend `make_backend` built: admission control around the
     in-process or adaptive backend (its `.backend`), or one of those alone."""
@@ -62,7 +72,7 @@ def make_lane(backend: Any) -> BackgroundLane:
         in_flight = getattr(backend, "queued", None)
         if in_flight is None:
             return InProcessLane(inner, lambda model: False)
-        return InProcessLane(inner, lambda model: in_flight[model] > 0)
+        return InProcessLane(inner, _any_in_flight(in_flight))
     if isinstance(inner, AdaptiveBackend):
         return AdaptiveLane(inner, asyncio.get_running_loop())
     raise TypeError(f"no background lane for {type(inner).__name__}")

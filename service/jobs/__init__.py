@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from service import runtime
 from service.batching.background import make_lane
 from service.jobs.routes import jobs, jobs_app
 from service.jobs.runner import JobRunner
 from service.jobs.store import runner_identity
+from service.settings import JobLimits
 
 __all__ = ["jobs_app", "start_job_runner"]
 
@@ -28,3 +30,7 @@ def start_job_runner(backend: Any) -> JobRunner:
     state.runner = runner
     runner.start()
     return runner
+
+
+# Read at import, so a bad GAN_JOBS_* value stops `bentoml serve` before any worker starts.
+JobLimits.from_env(runtime.settings())

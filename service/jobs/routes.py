@@ -46,7 +46,7 @@ class Jobs:
 
 @functools.cache
 def jobs() -> Jobs:
-    limits = JobLimits.from_env(runtime.settings().max_batch_size)
+    limits = JobLimits.from_env(runtime.settings())
     return Jobs(limits, JobStore(limits.jobs_dir / "jobs.db"))
 
 
