@@ -16,12 +16,11 @@ import bentoml
 import numpy as np
 from PIL import Image
 from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from service import logs, runtime, workers
+from service import get_routes, logs, runtime, studio_app, workers
 from service.access_log import AccessLogMiddleware
+from service.animation import animation_bytes
 from service.auth import BearerAuthMiddleware
 from service.batching import GanGenerator, make_backend
 from service.docs_ui import docs_routes
@@ -34,6 +33,7 @@ from service.openapi import build_document
 from service.plan import Plan, plan_generate, plan_interpolate
 from service.render import base64_images, gif_bytes, grid_bytes, strip_bytes
 from service.schemas import GenerateRequest, InterpolateRequest, Sample, SamplesResponse
+from service.walk import WalkRequest, plan_walk
 
 logger = logging.getLogger("service.app")
 # BentoML's server logging keeps the root logger at WARNING; the provider each model runs on
@@ -71,29 +71,18 @@ async def encode_off_loop(encode: Callable[..., T], pixels: np.ndarray, *args: o
     return await anyio.to_thread.run_sync(encode, pixels, *args)
 
 
-async def list_models(request: Request) -> JSONResponse:
-    """GET /models: the model cards, each with the execution provider it actually runs on."""
-    svc: GanService = bentoml.get_current_service()
-    providers = await svc.backend.providers()
-    models = [
-        {**entry.card.model_dump(mode="json"), "provider": providers.get(name)}
-        for name, entry in REGISTRY.items()
-    ]
-    return JSONResponse(
-        {"default": next(iter(REGISTRY)), "batching": SETTINGS.batching, "models": models}
-    )
-
-
 def openapi_document() -> dict:
     return build_document(GanService.openapi_spec.asdict(), REGISTRY, LIMITS)
 
 
-models_app = Starlette(
-    routes=[Route("/models", list_models, methods=["GET"]), *docs_routes(openapi_document)]
-)
+docs_app = Starlette(routes=docs_routes(openapi_document))
 
 
-@bentoml.asgi_app(models_app, path="/")
+# Beside the POST APIs: the API docs, GET /models and /image/{model} (service/get_routes.py)
+# and the studio page (/studio/); each app answers only its own paths.
+@bentoml.asgi_app(studio_app.app, path="/", name="studio")
+@bentoml.asgi_app(get_routes.app, path="/", name="get_routes")
+@bentoml.asgi_app(docs_app, path="/")
 @bentoml.service(
     name="gan_service",
     workers=SETTINGS.workers,
@@ -101,7 +90,8 @@ models_app = Starlette(
     logging=NO_BENTOML_ACCESS_LOG,
 )
 class GanService:
-    """GAN image generation: /generate, /samples, /interpolate, GET /models."""
+    """GAN image generation: /generate, /samples, /interpolate, /walk, GET /models and
+    /image/{model}, and the studio page at /studio/."""
 
     # Declared in every batching mode, so the bento records the same services wherever it
     # is built and starts in either mode (docs/architecture.md, "One bento, both modes").
@@ -122,6 +112,16 @@ class GanService:
             return exc.response()
         except ClientGone:
             return Response(status_code=499)  # nobody reads it; the access log does
+
+    async def render(
+        self, plan: Plan, encode: Callable[..., bytes], *args: object
+    ) -> bytes | Response:
+        """The plan's pixels, encoded (the GET routes use it too); or the answer to a shed
+        request."""
+        pixels = await self._infer(plan)
+        if isinstance(pixels, Response):
+            return pixels
+        return await encode_off_loop(encode, pixels, *args)
 
     @staticmethod
     def _headers(plan: Plan) -> dict[str, str]:
@@ -181,6 +181,23 @@ class GanService:
         """`steps` frames from start to end (slerp or lerp; labels morph too): PNG strip or GIF."""
         encode = gif_bytes if request.format == "gif" else strip_bytes
         return await self._image_response(plan_interpolate, request, encode)  # type: ignore[return-value]
+
+    @bentoml.api(route="/walk")
+    async def walk(self, request: WalkRequest, /) -> Image.Image:
+        """A latent walk through 2..16 waypoints: a PNG strip, or an animated GIF or WebP.
+        X-Frames gives the number of frames."""
+        try:
+            plan, durations = plan_walk(REGISTRY, request)
+        except RequestError as exc:
+            return exc.response()  # type: ignore[return-value]
+        if request.format == "png":
+            body = await self.render(plan, strip_bytes)
+        else:
+            body = await self.render(plan, animation_bytes, request.format, durations)
+        if isinstance(body, Response):
+            return body  # type: ignore[return-value]
+        headers = self._headers(plan) | {"X-Frames": str(len(plan.z))}
+        return Response(body, media_type=FORMATS[request.format], headers=headers)  # type: ignore[return-value]
 
 
 # Outermost first: the access log sees the final answer, in the one error shape.

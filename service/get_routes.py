@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.responses import JSONResponse, Response
 
 from service import runtime
-from service.card import ModelCard
 from service.errors import RequestError
 from service.image_urls import (
     MIXTURE_DOC,
@@ -44,18 +43,6 @@ class ErrorBody(BaseModel):
 
     error: str = Field(examples=["n: Input should be less than or equal to 64"])
     detail: list[ErrorDetail]
-
-
-class ModelInfo(ModelCard):
-    provider: str | None = Field(
-        description="The ONNX Runtime execution provider the model actually runs on."
-    )
-
-
-class ModelsResponse(BaseModel):
-    default: str = Field(description="The model a request without `model` gets.")
-    batching: str = Field(description="The inference path: inprocess or adaptive.")
-    models: list[ModelInfo]
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -103,9 +90,9 @@ app = FastAPI(
 )
 
 
+# service/openapi.py documents this route's answer.
 @app.get(
     "/models",
-    response_model=ModelsResponse,
     summary="The model cards",
     description="Every model card, with the ONNX Runtime provider it actually runs on.",
     tags=["Service APIs"],
@@ -149,11 +136,13 @@ With a `seed` the answer never changes for this model file: a strong `ETag` and
         },
         304: {"description": "Not Modified: the If-None-Match ETag still holds."},
         400: _error("A query parameter does not fit the schema (named in `error`)."),
+        401: _error("GAN_API_TOKEN is set and no valid bearer token was sent."),
         404: _error("Unknown model (the message lists them)."),
         422: _error(
             "The model cannot take it: unknown class, a label on an unconditional "
             "model, a seed range past 2^32-1."
         ),
+        503: _error("Overloaded: retry after `Retry-After` seconds."),
     },
     openapi_extra={"parameters": _query_parameters()},
 )
@@ -174,4 +163,6 @@ async def image(
         return Response(status_code=304, headers=headers)
     svc = bentoml.get_current_service()
     body = await svc.render(plan, grid_bytes, req.format)
+    if isinstance(body, Response):
+        return body  # shed (503) or the client left
     return Response(body, media_type=FORMATS[req.format], headers=headers)

@@ -40,7 +40,7 @@ def parse_label(value: str) -> str | dict[str, str]:
     """'Sneaker' stays a name or index; 'Sneaker:0.5,Sandal:0.5' becomes a mixture.
 
     Weights stay strings: the pydantic model converts and range-checks them, so a bad weight
-    gets the same message as in a JSON body.
+    gets the message a bad JSON weight gets.
     """
     if ":" not in value:
         return value
@@ -67,7 +67,9 @@ def request_from_query(model: str, items: Iterable[tuple[str, str]]) -> Generate
         if key in body:
             raise RequestError(key, "given more than once", 400)
         body[key] = parse_label(value) if key == "label" else value
-    return GenerateRequest.model_validate(body)
+    # Strings mode: "16" is an integer here, as a query string can only say it that way; the
+    # JSON body stays strict about its types.
+    return GenerateRequest.model_validate_strings(body)
 
 
 def validation_response(exc: ValidationError) -> JSONResponse:

@@ -31,6 +31,7 @@ from service.settings import Limits
 FLOAT32_MAX = 3.4028234663852886e38
 ROUTES = {"/generate": "GenerateRequest", "/samples": "GenerateRequest"}
 ROUTES["/interpolate"] = "InterpolateRequest"
+ROUTES["/walk"] = "WalkRequest"
 DESCRIPTION = (
     "Generate images from the served GAN generators. Every error answer has one shape "
     "(`Error`): `error` names the field at fault, `detail[].loc` locates it. Limits: "
@@ -381,6 +382,13 @@ def build_document(
     ok = {
         "/generate": _image_ok(["png", "jpeg", "webp"], IMAGE_HEADERS),
         "/interpolate": _image_ok(["png", "gif"], {"X-Model": IMAGE_HEADERS["X-Model"]}),
+        "/walk": _image_ok(
+            ["png", "gif", "webp"],
+            {
+                "X-Model": IMAGE_HEADERS["X-Model"],
+                "X-Frames": {"description": "the number of frames", **STRING},
+            },
+        ),
         "/samples": {
             "description": "Each image base64-encoded with its seed and label",
             "content": {
@@ -415,7 +423,7 @@ def build_document(
     if limits.api_tokens:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         for path, item in doc["paths"].items():
-            if path in ROUTES or path == "/models":
+            if path in ROUTES or path in ("/models", "/image/{model}"):
                 for operation in item.values():
                     operation["security"] = [{"bearer": []}]
     return doc

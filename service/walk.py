@@ -43,6 +43,7 @@ def frame_count(points: int, steps: int, loop: bool) -> int:
 class WalkRequest(bentoml.IODescriptor):
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,  # JSON types as the OpenAPI document states them, as on /generate
         json_schema_extra={
             "example": {
                 "model": "fashion-cgan",

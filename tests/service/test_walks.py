@@ -113,6 +113,7 @@ BAD_WALKS = [
     ({"model": DCGAN, "points": [{"seed": 1}] * 17}, 400, "points"),
     ({"model": DCGAN, "points": [{"seed": 1}] * 16, "steps": 20}, 400, "steps"),
     ({"model": DCGAN, "points": [{"seed": 1}] * 2, "steps": 65}, 400, "steps"),
+    ({"model": DCGAN, "points": [{"seed": 1}] * 2, "steps": "5"}, 400, "steps"),
     ({"model": DCGAN, "points": [{"seed": 1}] * 2, "frame_ms": 10}, 400, "frame_ms"),
     ({"model": DCGAN, "points": [{"seed": 1}] * 2, "hold_ms": -1}, 400, "hold_ms"),
     ({"model": DCGAN, "points": [{"seed": 1}] * 2, "format": "bmp"}, 400, "format"),
