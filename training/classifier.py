@@ -1,16 +1,18 @@
-"""The Fashion-MNIST classifier whose feature space the evaluator measures quality in.
+"""The classifier whose feature space the evaluator measures a data set's generators in.
 
-Inception weights cannot be fetched here, so FID-style distances use this small CNN,
-trained on the train split and exported to ONNX with two outputs: `logits` [N, 10] and
-`features` [N, 128] (the penultimate layer). Retrain it with:
+Inception weights cannot be fetched here, so FID-style distances use a small CNN trained on
+the data set's train split (image folders: every 5th image per class held out as the test
+split) and exported to ONNX with two outputs: `logits` [N, classes] and `features`
+[N, 128] (the penultimate layer), beside a `ClassifierCard` (`classifier.json`).
 
-    python -m training.classifier --out evaluation/fashion-classifier
+    python -m training.classifier     # Fashion-MNIST, into evaluation/fashion-classifier
+    python -m training.classifier --dataset folder:data/shapes --image-size 32
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -21,16 +23,24 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from service.card import sha256_of
+from service.card import ImageShape, sha256_of
 from training import data
-from training.evaluate import CLASSIFIER_DIR as DEFAULT_DIR
+from training.classifier_card import MODEL_FILE, ClassifierCard, default_dir
+from training.evaluate import reference_splits
 
 FEATURES = 128
+IMAGE_SIZES = (28, 32, 64)
+FLIPPED = ("fashion-mnist", "cifar10")  # mirror images stay valid images of their class
 
 
 class Classifier(nn.Module):
-    def __init__(self, num_classes: int = 10) -> None:
+    """Conv blocks (two convs, batch norm, ReLU, 2x max-pool) down to 7 or 8 px, then a
+    FEATURES-wide layer whose output is the feature space, then the class head."""
+
+    def __init__(self, num_classes: int = 10, channels: int = 1, image_size: int = 28) -> None:
         super().__init__()
+        if image_size not in IMAGE_SIZES:
+            raise ValueError(f"image size {image_size} unsupported; use {IMAGE_SIZES}")
 
         def block(c_in: int, c_out: int) -> list[nn.Module]:
             return [
@@ -43,11 +53,15 @@ class Classifier(nn.Module):
                 nn.MaxPool2d(2),
             ]
 
+        widths = [32, 64] + ([64] if image_size == 64 else [])
+        layers, c_in, side = [], channels, image_size
+        for width in widths:
+            layers += block(c_in, width)
+            c_in, side = width, side // 2
         self.body = nn.Sequential(
-            *block(1, 32),
-            *block(32, 64),
+            *layers,
             nn.Flatten(),
-            nn.Linear(64 * 7 * 7, FEATURES),
+            nn.Linear(c_in * side * side, FEATURES),
             nn.ReLU(True),
         )
         self.dropout = nn.Dropout(0.3)
@@ -59,7 +73,7 @@ class Classifier(nn.Module):
 
 
 def _as_input(images: np.ndarray) -> torch.Tensor:
-    """uint8 [N, 1, 28, 28] -> float in [-1, 1], the generators' output range."""
+    """uint8 [N, C, H, W] -> float in [-1, 1], the generators' output range."""
     return torch.from_numpy(images).float().div_(127.5).sub_(1.0)
 
 
@@ -74,14 +88,19 @@ def accuracy(model: nn.Module, split: data.ImageDataset) -> float:
     return correct / len(split)
 
 
-def train(epochs: int, seed: int, data_root: str | None) -> tuple[nn.Module, float]:
+def train(
+    train_set: data.ImageDataset,
+    test_set: data.ImageDataset,
+    epochs: int,
+    seed: int,
+    batch: int = 128,
+    flip: bool = True,
+) -> tuple[nn.Module, float]:
     torch.manual_seed(seed)
-    train_set = data.load("fashion-mnist", "train", data_root)
-    test_set = data.load("fashion-mnist", "test", data_root)
-    model = Classifier()
+    model = Classifier(len(train_set.class_names), train_set.channels, train_set.image_size)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    batch = 128
-    steps = epochs * (len(train_set) // batch)
+    batch = min(batch, len(train_set))
+    steps = max(epochs * (len(train_set) // batch), 1)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     images = _as_input(train_set.images)
     labels = torch.from_numpy(train_set.labels)
@@ -92,9 +111,9 @@ def train(epochs: int, seed: int, data_root: str | None) -> tuple[nn.Module, flo
         for i in bar:
             idx = order[i * batch : (i + 1) * batch]
             x = images[idx]
-            # Light augmentation: random horizontal flips keep garments valid garments.
-            flip = torch.rand(len(x)) < 0.5
-            x[flip] = x[flip].flip(-1)
+            if flip:  # light augmentation: random horizontal flips
+                mirrored = torch.rand(len(x)) < 0.5
+                x[mirrored] = x[mirrored].flip(-1)
             loss = F.cross_entropy(model(x)[0], labels[idx], label_smoothing=0.05)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -106,13 +125,15 @@ def train(epochs: int, seed: int, data_root: str | None) -> tuple[nn.Module, flo
     return model.eval(), accuracy(model, test_set)
 
 
-def export(model: nn.Module, out_dir: Path, test_accuracy: float, meta: dict) -> None:
+def export(model: nn.Module, out_dir: Path, card: dict) -> ClassifierCard:
+    """Write `model.onnx` and its card (`card` holds every field but the file's sha256)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "model.onnx"
+    path = out_dir / MODEL_FILE
+    shape = card["image"]
     batch = torch.export.Dim("batch", min=1, max=4096)
     program = torch.onnx.export(
         model,
-        (torch.zeros(2, 1, 28, 28),),
+        (torch.zeros(2, shape.channels, shape.height, shape.width),),
         dynamo=True,
         input_names=["image"],
         output_names=["logits", "features"],
@@ -120,44 +141,70 @@ def export(model: nn.Module, out_dir: Path, test_accuracy: float, meta: dict) ->
         external_data=False,
     )
     program.save(str(path))
-    info = {
-        "purpose": "feature space for evaluating generators; not a served model",
-        "dataset": "fashion-mnist",
-        "input": "image float32 [N, 1, 28, 28] in [-1, 1]",
-        "outputs": {"logits": "[N, 10]", "features": f"[N, {FEATURES}] penultimate layer"},
-        "class_names": data.FASHION_MNIST_CLASSES,
-        "test_accuracy": round(test_accuracy, 4),
-        "sha256": sha256_of(path),
-        **meta,
-    }
-    (out_dir / "classifier.json").write_text(json.dumps(info, indent=2) + "\n")
+    written = ClassifierCard(**card, sha256=sha256_of(path))
+    written.save(out_dir)
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(
         prog="python -m training.classifier", description=__doc__.split("\n")[0]
     )
-    p.add_argument("--out", default=str(DEFAULT_DIR))
+    p.add_argument("--dataset", default="fashion-mnist", help=f"one of {', '.join(data.DATASETS)}")
+    p.add_argument("--image-size", type=int, choices=IMAGE_SIZES, help="folders: resize to it")
+    p.add_argument("--data-root", help="where the data set lives (Fashion-MNIST: its IDX folder)")
+    p.add_argument("--download", action="store_true", help="fetch MNIST, SVHN or CIFAR-10")
+    p.add_argument("--out", help="classifier folder (default: evaluation/<data set>-classifier)")
     p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        help=f"random horizontal flips (default: on for {', '.join(FLIPPED)})",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-root")
     p.add_argument("--threads", type=int)
+    p.add_argument(
+        "--min-accuracy", type=float, default=0.0, help="exit 1 below this test accuracy"
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    model, acc = train(args.epochs, args.seed, args.data_root)
-    command = "python -m training.classifier " + " ".join(
-        argv if argv is not None else sys.argv[1:]
+    try:
+        train_set, test_set = reference_splits(
+            args.dataset, args.data_root, args.image_size, args.download
+        )
+    except data.DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    flip = args.flip if args.flip is not None else args.dataset in FLIPPED
+    model, acc = train(train_set, test_set, args.epochs, args.seed, args.batch_size, flip)
+    out = Path(args.out) if args.out else default_dir(args.dataset, train_set.image_size)
+    card = export(
+        model,
+        out,
+        {
+            "dataset": train_set.name,
+            "image": ImageShape(
+                channels=train_set.channels,
+                height=train_set.image_size,
+                width=train_set.images.shape[3],
+            ),
+            "class_names": train_set.class_names,
+            "feature_dim": FEATURES,
+            "train_images": len(train_set),
+            "test_images": len(test_set),
+            "test_accuracy": round(acc, 4),
+            "command": shlex.join(["python", "-m", "training.classifier", *argv]),
+            "epochs": args.epochs,
+            "seed": args.seed,
+            "wall_time_s": round(time.perf_counter() - started, 1),
+        },
     )
-    meta = {
-        "command": command.strip(),
-        "epochs": args.epochs,
-        "wall_time_s": round(time.perf_counter() - started, 1),
-    }
-    export(model, Path(args.out), acc, meta)
-    print(f"test accuracy {acc:.4f}; wrote {args.out}/model.onnx")
-    return 0 if acc >= 0.90 else 1
+    print(f"test accuracy {card.test_accuracy:.4f}; wrote {out / MODEL_FILE}")
+    return 0 if acc >= args.min_accuracy else 1
 
 
 if __name__ == "__main__":
