@@ -259,6 +259,30 @@ def panel_specs() -> list[PanelSpec]:
                 ),
             ),
         ),
+        PanelSpec(
+            "Jobs by state",
+            "Bulk generation jobs (/jobs) per state, summed over pods and the selected "
+            "models: pending and in_progress are the work at hand; interrupted ones lost "
+            "their process (a restart) and can be retried.",
+            "short",
+            (Query(f"sum by (state) (gan_jobs{{{MODELS}}})", "{{state}}"),),
+        ),
+        PanelSpec(
+            "Job images generated per second by model",
+            "Images bulk generation jobs produce per second, per model; part of the images "
+            "panel above. Jobs yield to interactive requests, so this drops when they rise. "
+            "0 until a pod has run a job.",
+            "short",
+            (
+                # `or ... * 0`: 0 rather than no data before the first job's counter exists.
+                Query(
+                    "sum by (model) "
+                    f"(rate(gan_job_images_generated_total{{{MODELS}}}[{RATE}])) or sum by "
+                    f"(model) (rate(gan_images_generated_total{{{MODELS}}}[{RATE}])) * 0",
+                    "{{model}}",
+                ),
+            ),
+        ),
     ]
 
 

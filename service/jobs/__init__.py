@@ -26,7 +26,8 @@ def start_job_runner(backend: Any) -> JobRunner:
     """Start this API worker's job runner on `backend`'s engines (call from the service's
     `__init__`, on the event loop: the adaptive lane keeps it)."""
     state = jobs()
-    runner = JobRunner(state.store, state.limits, make_lane(backend), runner_identity())
+    models = list(runtime.registry())
+    runner = JobRunner(state.store, state.limits, make_lane(backend), runner_identity(), models)
     state.runner = runner
     runner.start()
     return runner

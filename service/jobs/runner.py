@@ -77,8 +77,16 @@ class Canceled(Exception):
 
 
 class JobRunner:
-    def __init__(self, store: JobStore, limits: JobLimits, lane: BackgroundLane, ident: str):
+    def __init__(
+        self,
+        store: JobStore,
+        limits: JobLimits,
+        lane: BackgroundLane,
+        ident: str,
+        models: list[str],
+    ) -> None:
         self.store = store
+        self.models = models
         self.limits = limits
         self.lane = lane
         self.ident = ident
@@ -133,7 +141,7 @@ class JobRunner:
     def housekeep(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._housekept < HOUSEKEEP_EVERY_S:
-            set_job_states(self.store.counts())
+            set_job_states(self.store.counts(self.models))
             return
         self._housekept = now
         results = self.limits.results_dir
@@ -144,13 +152,13 @@ class JobRunner:
         for task_id in self.store.expire(self.limits.ttl_s):
             for fmt in ("npz", "tar"):
                 discard(result_path(results, task_id, fmt))
-        set_job_states(self.store.counts())
+        set_job_states(self.store.counts(self.models))
 
     def run_job(self, task_id: str, spec: JobSpec) -> None:
         results = self.limits.results_dir
         partial = partial_path(results, task_id, spec.format)
         logger.info("job %s: %d images of %s as %s", task_id, spec.total, spec.model, spec.format)
-        set_job_states(self.store.counts())
+        set_job_states(self.store.counts(self.models))
         try:
             results.mkdir(parents=True, exist_ok=True)
             self._generate(task_id, spec, partial)
@@ -173,7 +181,7 @@ class JobRunner:
             discard(partial)
             logger.exception("job %s failed", task_id)
             self.store.end(task_id, FAILED, f"{type(exc).__name__}: {exc}", (RUNNING,))
-        set_job_states(self.store.counts())
+        set_job_states(self.store.counts(self.models))
 
     def _generate(self, task_id: str, spec: JobSpec, partial: Path) -> None:
         writer = open_writer(partial, spec)

@@ -276,7 +276,12 @@ class JobStore:
             )
         return ids
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, models: list[str]) -> dict[tuple[str, str], int]:
+        """Jobs per (model, state), every pair of `models` and STATES present (0 if none)."""
         with self._connect() as conn:
-            found = dict(conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"))
-        return {state: int(found.get(state, 0)) for state in STATES}
+            rows = conn.execute(
+                "SELECT json_extract(spec, '$.model'), status, COUNT(*) FROM jobs GROUP BY 1, 2"
+            ).fetchall()
+        counts = {(model, state): 0 for model in models for state in STATES}
+        counts.update({(model, state): int(n) for model, state, n in rows})
+        return counts
