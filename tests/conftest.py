@@ -6,7 +6,9 @@ replaced by better-trained exports): the reference is ONNX Runtime run here, on 
 
 Tiers (markers, applied in `pytest_collection_modifyitems` below; `make test-fast` runs
 none of them): `serve` starts a `bentoml serve`, `train` runs the trainer, `deploy` is
-everything under tests/deploy, `slow` is marked by hand on tests that take long otherwise.
+everything under tests/deploy, `slow` is marked by hand on tests that take long otherwise,
+and applied here to tests that build the evaluator (it runs the classifier over 20,000
+reference images).
 """
 
 from __future__ import annotations
@@ -194,9 +196,12 @@ def _funcs(item: pytest.Item) -> list[object]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test by tier: deploy by folder; serve when it uses a server fixture or it
     (or a fixture of it) starts `LiveServer`; train when it or a fixture of it calls the
-    trainer (`training.cli.main`) or runs `python -m training`. Tests that start a server
-    some other way (`request.getfixturevalue`) carry `pytest.mark.serve` themselves."""
-    trainer = getattr(sys.modules.get("training.cli"), "main", None)  # imported by its tests
+    trainer (`training.cli.main`) or runs `python -m training`; slow when it or a fixture of
+    it builds `training.evaluate.Evaluator`. Tests that start a server some other way
+    (`request.getfixturevalue`) carry `pytest.mark.serve` themselves."""
+    # Looked up, not imported: these modules pull in torch, and only their tests load them.
+    trainer = getattr(sys.modules.get("training.cli"), "main", None)
+    evaluator = getattr(sys.modules.get("training.evaluate"), "Evaluator", None)
     deploy_dir = Path(__file__).parent / "deploy"
     for item in items:
         funcs = _funcs(item)
@@ -207,6 +212,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.serve)
         if any(_names(f, trainer) or _launches_training(f) for f in funcs):
             item.add_marker(pytest.mark.train)
+        if any(_names(f, evaluator) for f in funcs):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(wrapper=True)
