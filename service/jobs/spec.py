@@ -9,6 +9,7 @@ request named them in, so the same job always lays out the same data set.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -91,7 +92,7 @@ def _largest_remainder(total: int, weights: list[float]) -> list[int]:
     return counts
 
 
-def _per_class(card: ModelCard, named: dict[str, float], field: str) -> list[float]:
+def _per_class(card: ModelCard, named: Mapping[str, float], field: str) -> list[float]:
     values = [0.0] * card.num_classes
     seen: dict[int, str] = {}
     for key, value in named.items():
