@@ -209,6 +209,7 @@ GanService.add_asgi_middleware(
     RequestLimitsMiddleware,
     max_body_bytes=LIMITS.max_body_bytes,
     body_timeout_s=LIMITS.body_timeout_s,
+    json_paths=[api.route for api in GanService.apis.values()],
 )
 
 # Bulk generation jobs (service/jobs): BentoML's task routes, on the service's own store.

@@ -2,8 +2,8 @@
 is still there while it waits.
 
 `RequestLimitsMiddleware` (ASGI) answers, before BentoML parses anything:
-- 415 to a POST/PUT/PATCH whose `Content-Type` is not `application/json`: a browser can send
-  `text/plain` or a form to any origin without a CORS preflight, so only JSON is accepted;
+- 415 to a POST/PUT/PATCH to a JSON route whose `Content-Type` is not `application/json`:
+  a browser sends `text/plain` or a form to any origin without a CORS preflight;
 - 413 to a body over `max_body_bytes` (from `Content-Length` at once, or while reading);
 - 408 to a body that has not fully arrived within `body_timeout_s`.
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+from collections.abc import Iterable
 from typing import Any
 
 from service.errors import clip, error_response
@@ -62,16 +63,32 @@ class _TooLarge(Exception):
 
 
 class RequestLimitsMiddleware:
-    def __init__(self, app: Any, max_body_bytes: int, body_timeout_s: float) -> None:
+    def __init__(
+        self,
+        app: Any,
+        max_body_bytes: int,
+        body_timeout_s: float,
+        json_paths: Iterable[str] = (),
+        json_prefixes: Iterable[str] = (),
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.body_timeout_s = body_timeout_s
+        # Routes whose body is JSON; elsewhere a wrong method must still get the router's 405.
+        self.json_paths = frozenset(json_paths)
+        self.json_prefixes = tuple(json_prefixes)
+
+    def _takes_json(self, scope: dict) -> bool:
+        path = scope["path"]
+        return scope["method"] in BODY_METHODS and (
+            path in self.json_paths or path.startswith(self.json_prefixes)
+        )
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] in UNGUARDED_PATHS:
             await self.app(scope, receive, send)
             return
-        if scope["method"] in BODY_METHODS and not is_json(_content_type(scope)):
+        if self._takes_json(scope) and not is_json(_content_type(scope)):
             got = _content_type(scope)
             await error_response(
                 415,

@@ -176,7 +176,12 @@ def _seed_overrun() -> dict[str, Any]:
     return {
         "required": ["seed", "n"],
         "anyOf": [
-            {"properties": {"seed": {"minimum": MAX_SEED - k + 2}, "n": {"minimum": k}}}
+            {
+                "properties": {
+                    "seed": {"type": "integer", "minimum": MAX_SEED - k + 2},
+                    "n": {"type": "integer", "minimum": k},
+                }
+            }
             for k in range(2, MAX_IMAGES + 1)
         ],
     }

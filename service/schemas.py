@@ -44,6 +44,8 @@ TRUNCATION_DOC = (
 class GenerateRequest(bentoml.IODescriptor):
     model_config = ConfigDict(
         extra="forbid",
+        # JSON types as the OpenAPI document states them: no "5" for 5, no false for 0.
+        strict=True,
         # BentoML's OpenAPI schema takes one `example` (not a list of `examples`).
         json_schema_extra={
             "example": {"model": "fashion-cgan", "n": 16, "seed": 1, "label": "Sneaker"},
@@ -81,7 +83,17 @@ class GenerateRequest(bentoml.IODescriptor):
 class Endpoint(BaseModel):
     """One end of an interpolation: a seed or an explicit latent, with an optional label."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        # The validator's rule, in the JSON schema too: exactly one of seed and z is given.
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["seed"], "properties": {"seed": {"type": "integer"}}},
+                {"required": ["z"], "properties": {"z": {"type": "array"}}},
+            ]
+        },
+    )
 
     seed: Seed | None = None
     z: Vector | None = None
@@ -97,6 +109,8 @@ class Endpoint(BaseModel):
 class InterpolateRequest(bentoml.IODescriptor):
     model_config = ConfigDict(
         extra="forbid",
+        # JSON types as the OpenAPI document states them: no "5" for 5, no false for 0.
+        strict=True,
         json_schema_extra={
             "example": {
                 "model": "fashion-cgan",
