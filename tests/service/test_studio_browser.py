@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 
 from harness.live_server import LiveServer
 from tests.conftest import decode, max_diff, model_cards
@@ -266,3 +266,32 @@ def test_second_load_of_a_seeded_image_is_a_cache_hit(page: Page, server: LiveSe
         src,
     )
     assert entry["transferSize"] == 0 or entry["status"] == 304, entry
+
+
+def test_page_works_under_a_path_prefix(page: Page, server: LiveServer) -> None:
+    """Behind a proxy that serves the service at /gan/ and strips the prefix (as an ingress
+    would), every URL the page uses must stay under /gan/."""
+    outside: list[str] = []
+
+    def strip_prefix(route: Route) -> None:
+        url = route.request.url
+        if not url.startswith(f"{server.url}/gan/"):
+            outside.append(url)
+            route.abort()
+            return
+        response = route.fetch(url=url.replace("/gan/", "/", 1), max_redirects=0)
+        route.fulfill(response=response)
+
+    # /studio redirects relatively, so a prefix survives it (Playwright does not route the
+    # browser's own follow-up of a redirect, so the page is opened at its folder here).
+    redirect = requests.get(f"{server.url}/studio", allow_redirects=False, timeout=30)
+    assert redirect.status_code == 308 and redirect.headers["location"] == "studio/"
+    page.route(f"{server.url}/**", strip_prefix)
+    page.goto(f"{server.url}/gan/studio/")
+    wait_for_image(page, f"{server.url}/gan/image/")
+    page.click("#make-walk")
+    page.wait_for_selector("#player:not([hidden])")
+    assert f"'{server.url}/gan/walk'" in page.text_content("#walk-curl")
+    assert f'SyncHTTPClient("{server.url}/gan")' in page.text_content("#walk-python")
+    assert page.get_attribute("a:has-text('API docs')", "href") == "../"
+    assert outside == []
