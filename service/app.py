@@ -123,6 +123,17 @@ class GanService:
             return pixels
         return await encode_off_loop(encode, pixels, *args)
 
+    def _shed_early(self, request: GenerateRequest | InterpolateRequest) -> Response | None:
+        """503 before planning when the model's queue is already full: under a flood, drawing
+        the latents of requests about to be shed would take the CPU the admitted ones need."""
+        name = request.model if request.model is not None else next(iter(REGISTRY))
+        if isinstance(request, InterpolateRequest):
+            images = request.steps
+        else:
+            images = len(request.z) if request.z is not None else request.n
+        overloaded = self.backend.shed_now(name, images) if name in REGISTRY else None
+        return None if overloaded is None else overloaded.response()
+
     @staticmethod
     def _headers(plan: Plan) -> dict[str, str]:
         headers = {"X-Model": plan.card.name}
@@ -138,6 +149,9 @@ class GanService:
         *args: object,
     ) -> Response:
         """Plan (a 4xx naming the field on bad input), infer, encode: one image response."""
+        shed = self._shed_early(request)
+        if shed is not None:
+            return shed
         try:
             plan = make_plan(REGISTRY, request)
         except RequestError as exc:
@@ -156,6 +170,9 @@ class GanService:
     @bentoml.api(route="/samples")
     async def samples(self, request: GenerateRequest, /) -> SamplesResponse:
         """Like /generate, answered as JSON: each image base64-encoded with its seed and label."""
+        shed = self._shed_early(request)
+        if shed is not None:
+            return shed  # type: ignore[return-value]
         try:
             plan = plan_generate(REGISTRY, request)
         except RequestError as exc:

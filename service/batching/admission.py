@@ -9,8 +9,10 @@ withdrawn and answered 503 (`deadline`); if its client disconnects while it wait
 withdrawn and never computed (`client_gone`). Every shed or dropped request is counted in
 `gan_rejected_requests_total{model, reason}` and summarised in the log every few seconds.
 
-The default bound comes from the latency target and each model's measured throughput
-(`capacity`): `GAN_LATENCY_TARGET_MS / 2` of work, at least one full request (64 images).
+The default bound is `GAN_LATENCY_TARGET_MS / 2` of work, at least one full request (64
+images), at the model's throughput: measured once at start (`capacity`), then, while the
+model is busy, the rate at which this worker actually completes images (so a CPU shared
+with HTTP work, other processes or a slower batch shape shrinks the bound with it).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import asyncio
 import logging
 import math
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -34,6 +36,8 @@ from service.schemas import MAX_IMAGES
 logger = logging.getLogger("service.admission")
 
 SUMMARY_EVERY_S = 5.0
+RATE_WINDOW_S = 2.0  # completions that make the live throughput estimate
+MIN_RATE_SPAN_S = 0.5  # busy this long before the live estimate replaces the start-up one
 
 
 @dataclass(frozen=True)
@@ -108,15 +112,57 @@ class AdmissionControl:
         self.retry_after_s = retry_after_s
         self.queued: Counter[str] = Counter()
         self._shed = _ShedLog()
+        self._measured: dict[str, float] = {}  # images/s at start-up, per model
+        self._live: dict[str, float] = {}  # images/s completed while busy, per model
+        self._busy_since: dict[str, float] = {}
+        self._done: dict[str, deque[tuple[float, int]]] = {}
 
     async def bound(self, model: str) -> int:
-        if self._bounds.get(model) is None:
-            capacity = await self.backend.capacity()
-            for name, images_per_s in capacity.items():
-                if self._bounds.get(name) is None:
-                    self._bounds[name] = default_bound(images_per_s, self.latency_target_ms)
-            logger.info("admission bounds (images per model in flight): %s", self._bounds)
-        return self._bounds[model]  # type: ignore[return-value]
+        fixed = self._bounds.get(model)
+        if fixed is not None:
+            return fixed
+        if not self._measured:
+            self._measured = await self.backend.capacity()
+            start = {m: default_bound(r, self.latency_target_ms) for m, r in self._measured.items()}
+            logger.info("admission bounds at start (images per model in flight): %s", start)
+        rate = self._live.get(model, self._measured[model])
+        return default_bound(rate, self.latency_target_ms)
+
+    def shed_now(self, model: str, images: int) -> Overloaded | None:
+        """The 503 a request for `images` images of `model` would get right now, if any:
+        callers check before planning, since drawing 64 latents costs more than shedding."""
+        if model not in self._measured and self._bounds.get(model) is None:
+            return None  # bounds not known before the first request
+        fixed = self._bounds.get(model)
+        bound = (
+            fixed
+            if fixed is not None
+            else default_bound(self._live.get(model, self._measured[model]), self.latency_target_ms)
+        )
+        queued = self.queued[model]
+        if queued and queued + images > bound:
+            return self._reject(
+                model, "queue_full", f"{queued} images of {model!r} are queued (bound {bound})"
+            )
+        return None
+
+    def _started_waiting(self, model: str, now: float) -> None:
+        if not self.queued[model]:
+            self._busy_since[model] = now
+            self._done.setdefault(model, deque()).clear()
+
+    def _completed(self, model: str, images: int, now: float) -> None:
+        """Update the live throughput from a request that ran, while others still wait."""
+        since = self._busy_since.get(model)
+        if since is None:
+            return
+        done = self._done[model]
+        done.append((now, images))
+        while done and done[0][0] < now - RATE_WINDOW_S:
+            done.popleft()
+        span = now - max(since, now - RATE_WINDOW_S)
+        if span >= MIN_RATE_SPAN_S:
+            self._live[model] = sum(i for _, i in done) / span
 
     def _reject(self, model: str, reason: str, message: str) -> Overloaded:
         record_rejected(model, reason)
@@ -124,23 +170,24 @@ class AdmissionControl:
         return Overloaded(model, reason, message, self.retry_after_s)
 
     async def run(self, model: str, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
-        images, bound = len(z), await self.bound(model)
+        images = len(z)
+        await self.bound(model)  # measures capacity on the first request
         # One request bigger than the bound still runs when nothing else waits.
-        if self.queued[model] and self.queued[model] + images > bound:
-            raise self._reject(
-                model,
-                "queue_full",
-                f"{self.queued[model]} images of {model!r} are queued (bound {bound})",
-            )
+        overloaded = self.shed_now(model, images)
+        if overloaded is not None:
+            raise overloaded
         gone = client_gone()
         if gone is not None and gone.is_set():
             record_rejected(model, "client_gone")
             raise ClientGone
         loop = asyncio.get_running_loop()
         ticket = Ticket(deadline=loop.time() + self.queue_timeout_s, gone=gone)
+        self._started_waiting(model, time.monotonic())
         self.queued[model] += images
         try:
-            return await self.backend.run(model, z, y, ticket)
+            pixels = await self.backend.run(model, z, y, ticket)
+            self._completed(model, images, time.monotonic())
+            return pixels
         except NotStarted as exc:
             if exc.reason == "client_gone":
                 record_rejected(model, "client_gone")
@@ -153,6 +200,8 @@ class AdmissionControl:
             raise self._reject(model, exc.reason, message) from None
         finally:
             self.queued[model] -= images
+            if not self.queued[model]:
+                self._busy_since.pop(model, None)
 
     async def providers(self) -> dict[str, str]:
         return await self.backend.providers()
