@@ -93,7 +93,7 @@ def _reliability_counters() -> tuple[Any, Any]:
 
 
 def record_rejected(model: str, reason: str) -> None:
-    """reason: queue_full, deadline, client_gone or batcher_overloaded (README, Overload)."""
+    """reason: queue_full, deadline (both answered 503) or client_gone (README, Overload)."""
     _reliability_counters()[0].labels(model=model, reason=reason).inc()
 
 
