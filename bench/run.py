@@ -70,6 +70,11 @@ def _load_points(
     sampled = None
     print(f"[{server.name}] starting", flush=True)
     with server.start() as srv:
+        # Every worker's first requests (lazy set-up, admission's capacity measurement) land
+        # before the first window, whichever worker the first window's connections reach.
+        asyncio.run(
+            loadgen.measure(srv.url, server.name, max(clients), 2.0, "single", model, warmup_s=0)
+        )
         for mix in mixes:
             for c in clients:
                 points.append(_point(srv, server.name, c, seconds, mix, model))

@@ -179,9 +179,9 @@ def _references(workers: int) -> list[Server]:
         ),
         Server(
             "bare-bento",
-            "`bench/bare_bentoml.py`: a BentoML service validating the same body "
-            "(`GenerateRequest`) and answering a precomputed PNG (BentoML's ceiling), "
-            f"{workers} API worker{'s' if workers > 1 else ''}",
+            "`bench/bare_bentoml.py`: a BentoML service with the service's BentoML settings, "
+            "validating the same body (`GenerateRequest`) and answering a precomputed PNG "
+            f"(BentoML's ceiling), {workers} API worker{'s' if workers > 1 else ''}",
             _bare_bentoml,
         ),
         Server(
@@ -225,6 +225,16 @@ def standin_servers(models_dir: str) -> list[Server]:
     workers = usable_cpus()
     env = {"GAN_MODELS_DIR": models_dir}
     servers = [dataclasses.replace(s, env=env) for s in _references(workers)]
+    servers.insert(
+        2,
+        Server(
+            "bare-bento-dflt",
+            "`bench/bare_bentoml.py` with BentoML's default settings (its access log and "
+            f"OpenTelemetry middleware on), {workers} API workers",
+            _bare_bentoml,
+            {**env, "BENCH_BENTOML_DEFAULTS": "1"},
+        ),
+    )
     for mode in ("inprocess", "adaptive"):
         for count in sorted({workers, 1}, reverse=True):
             servers.append(

@@ -33,6 +33,7 @@ from service.openapi import build_document
 from service.plan import Plan, plan_generate, plan_interpolate
 from service.render import base64_images, gif_bytes, grid_bytes, strip_bytes
 from service.schemas import GenerateRequest, InterpolateRequest, Sample, SamplesResponse
+from service.tracing import RequestIdMiddleware, tracing_config
 from service.walk import WalkRequest, plan_walk
 
 logger = logging.getLogger("service.app")
@@ -88,6 +89,7 @@ docs_app = Starlette(routes=docs_routes(openapi_document))
     workers=SETTINGS.workers,
     traffic={"timeout": 60},
     logging=NO_BENTOML_ACCESS_LOG,
+    **tracing_config(),  # type: ignore[arg-type]
 )
 class GanService:
     """GAN image generation: /generate, /samples, /interpolate, /walk, GET /models and
@@ -218,6 +220,7 @@ class GanService:
 
 
 # Outermost first: the access log sees the final answer, in the one error shape.
+GanService.add_asgi_middleware(RequestIdMiddleware)
 GanService.add_asgi_middleware(AccessLogMiddleware)
 GanService.add_asgi_middleware(ErrorShapeMiddleware)
 GanService.add_asgi_middleware(HeaderTimeoutMiddleware, limit_s=LIMITS.header_timeout_s)

@@ -11,6 +11,8 @@
 | `GAN_IO_BINDING` | `auto` | `on`, `off`, or `auto` = on exactly when a model runs on a GPU |
 | `GAN_MAX_LATENCY_MS` | `5000` | adaptive path: requests queued longer than this get 503 |
 | `GAN_WORKERS` | `auto` | API processes; `auto`: 1 per usable core (≤ 8) in-process on CPU, or 1 |
+| `GAN_INLINE_MAX_US` | `500` | in-process: calls expected to take ≤ this run on the loop if idle |
+| `GAN_SPLIT_BATCHES` | `on` | in-process: idle inference threads share the queued work; or `off` |
 
 Limits on what one client may ask (`Limits`, README "Limits"):
 
@@ -45,6 +47,9 @@ PROVIDER_NAMES = {
 }
 
 Batching = Literal["adaptive", "inprocess"]
+# In-process: below this (µs, measured per call), handing a call to an inference thread and
+# back costs more than the call; README "Batching" has the measurements.
+INLINE_MAX_US = 500
 
 
 class SettingsError(ValueError):
@@ -118,6 +123,8 @@ class Settings:
     batches_in_flight: int
     io_binding: bool | None  # None: decided per model by its provider
     workers: int
+    inline_max_ms: float = 0.0  # in-process: calls this cheap run on the event loop when idle
+    split_batches: bool = True  # in-process: idle inference threads share the queue
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -138,6 +145,8 @@ class Settings:
             batches_in_flight=_int_env("GAN_BATCHES_IN_FLIGHT", 2, 1, 64),
             io_binding=_switch_env("GAN_IO_BINDING"),
             workers=_auto_int_env("GAN_WORKERS", auto_workers, 1, 64),
+            inline_max_ms=_int_env("GAN_INLINE_MAX_US", INLINE_MAX_US, 0, 1_000_000) / 1000,
+            split_batches=_switch_env("GAN_SPLIT_BATCHES") is not False,
         )
 
 

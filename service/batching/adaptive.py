@@ -23,6 +23,7 @@ from service.batching.retry import with_fresh_connection_retry
 from service.batching.wire import WireFormat
 from service.engine import Engine, build_engines
 from service.metrics import record_queue
+from service.tracing import tracing_config
 
 SETTINGS = runtime.settings()
 
@@ -48,6 +49,7 @@ def run_rows(wire: WireFormat, engines: Mapping[str, Engine], rows: np.ndarray) 
     workers=1,
     traffic={"timeout": 60},
     runner_connection=NEVER_RECYCLE,
+    **tracing_config(),  # type: ignore[arg-type]
 )
 class GanGenerator:
     """Batched ONNX Runtime inference: latents in, uint8 pixels out (pickled, 1 B/pixel).

@@ -21,7 +21,12 @@ class InProcessBackend:
         )
         self.batchers = {
             name: MicroBatcher(
-                name, engine.run, settings.max_batch_size, settings.batches_in_flight
+                name,
+                engine.run,
+                settings.max_batch_size,
+                settings.batches_in_flight,
+                settings.inline_max_ms / 1000,
+                settings.split_batches,
             )
             for name, engine in self.engines.items()
         }

@@ -6,6 +6,10 @@ queued (up to `max_batch_size` images) the moment its previous batch ends, so in
 overlaps the loop's HTTP work (docs/architecture.md says why threads, not the loop, start
 batches). No fixed wait window: a lone client pays no batching delay. Each request keeps
 its own latents, so its pixels do not depend on what else shared the batch.
+
+A model whose calls are cheap (on a GPU, or a tiny graph) skips the threads when nothing is
+queued or running: the hand-off to a thread and back costs more than the call itself, so
+it runs on the event loop (`inline_max_s`, from the measured time per image).
 """
 
 from __future__ import annotations
@@ -51,21 +55,54 @@ class MicroBatcher:
     """Merges concurrent `run(z, y)` calls for one model; up to `batches_in_flight` at once."""
 
     def __init__(
-        self, model: str, run: Run, max_batch_size: int, batches_in_flight: int = 1
+        self,
+        model: str,
+        run: Run,
+        max_batch_size: int,
+        batches_in_flight: int = 1,
+        inline_max_s: float = 0.0,
+        split: bool = True,
     ) -> None:
         self.model = model
         self._run = run
         self.max_batch_size = max_batch_size
         self.batches_in_flight = batches_in_flight
+        self.inline_max_s = inline_max_s
+        self.split = split
         self._queue: deque[_Pending] = deque()  # O(1) pops from the front under load
         self._ready = threading.Condition()
         self._threads: list[threading.Thread] = []
+        self._running = 0  # batches on inference threads right now
+        self._idle = 0  # inference threads waiting for work
+        self._per_image_s: float | None = None  # moving average of a call's time per image
+
+    def _inline(self, images: int) -> bool:
+        """Run on the loop: nothing queued or running, and the call is known to be cheap."""
+        per_image = self._per_image_s
+        return (
+            self.inline_max_s > 0
+            and per_image is not None
+            and per_image * images <= self.inline_max_s
+            and not self._queue
+            and not self._running
+        )
+
+    def _timed_run(self, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        started = time.perf_counter()
+        images = self._run(z, y)
+        per_image = (time.perf_counter() - started) / max(1, len(z))
+        last = self._per_image_s
+        self._per_image_s = per_image if last is None else 0.8 * last + 0.2 * per_image
+        return images
 
     async def run(
         self, z: np.ndarray, y: np.ndarray | None, ticket: Ticket | None = None
     ) -> np.ndarray:
         """The rows for z; with a ticket, withdrawn unrun (NotStarted) if the ticket's
         deadline passes or its client leaves before a thread takes the request."""
+        if self._inline(len(z)):
+            record_queue(self.model, 0.0)
+            return self._timed_run(z, y)
         loop = asyncio.get_running_loop()
         item = _Pending(z, y, loop, loop.create_future())
         with self._ready:
@@ -112,14 +149,18 @@ class MicroBatcher:
 
     def _take_batch(self) -> list[_Pending]:
         """Queued requests in arrival order, up to max_batch_size images (at least one), all
-        from one event loop (a server has one; tests may run several in turn)."""
+        from one event loop (a server has one; tests may run several in turn). While other
+        inference threads wait idle, this one takes only its share of the queue and wakes
+        one of them for the rest: two half batches run side by side, not one whole batch
+        while a core idles."""
+        limit = self.max_batch_size
+        if self._idle and self.split:
+            queued = sum(len(item.z) for item in self._queue)
+            limit = min(limit, -(-queued // (self._idle + 1)))
         batch, images = [], 0
         while self._queue and (
             not batch
-            or (
-                images + len(self._queue[0].z) <= self.max_batch_size
-                and self._queue[0].loop is batch[0].loop
-            )
+            or (images + len(self._queue[0].z) <= limit and self._queue[0].loop is batch[0].loop)
         ):
             item = self._queue.popleft()
             batch.append(item)
@@ -131,8 +172,13 @@ class MicroBatcher:
         while True:
             with self._ready:
                 while not self._queue:
+                    self._idle += 1
                     self._ready.wait()
+                    self._idle -= 1
                 batch = self._take_batch()
+                if self._queue and self._idle:
+                    self._ready.notify()
+                self._running += 1
             started = time.perf_counter()
             for item in batch:
                 record_queue(self.model, started - item.queued_at)
@@ -140,9 +186,11 @@ class MicroBatcher:
             try:
                 z = np.concatenate([item.z for item in batch])
                 y = None if batch[0].y is None else np.concatenate([item.y for item in batch])
-                images = self._run(z, y)
+                images = self._timed_run(z, y)
             except Exception as exc:  # hand the failure to every waiting request
                 error = exc
+            with self._ready:
+                self._running -= 1
             # RuntimeError: that loop has closed, so nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
                 batch[0].loop.call_soon_threadsafe(_settle, batch, images, error)

@@ -187,3 +187,52 @@ def test_a_cancelled_caller_does_not_break_the_batch_for_the_others() -> None:
         np.testing.assert_array_equal(results[2], np.full((1, 2), 6.0))
 
     asyncio.run(main())
+
+
+def test_idle_threads_share_the_queue_instead_of_one_taking_it_all() -> None:
+    run = GatedDouble(gated=False)
+    batcher = MicroBatcher("m", run, max_batch_size=64, batches_in_flight=2)
+
+    async def main() -> None:
+        await batcher.run(np.zeros((1, 2), np.float32), None)  # both threads start
+        deadline = asyncio.get_running_loop().time() + DEADLINE_S
+        while batcher._idle < 2:  # ... and wait for work
+            assert asyncio.get_running_loop().time() < deadline, "threads never went idle"
+            await asyncio.sleep(0.01)
+        run.batches.clear()
+        # Queue 8 calls while the threads cannot look (the batcher's lock is re-entrant).
+        with batcher._ready:
+            calls = [
+                asyncio.ensure_future(batcher.run(np.full((1, 2), k, np.float32), None))
+                for k in range(8)
+            ]
+            await queued()
+        outs = await asyncio.gather(*calls)
+        for k, out in enumerate(outs):
+            np.testing.assert_array_equal(out, np.full((1, 2), 2.0 * k))
+
+    asyncio.run(main())
+    # The first thread took its half, not all 8; the rest went to the other thread.
+    assert run.batches[0] == 4 and sum(run.batches) == 8, run.batches
+
+
+def test_cheap_calls_run_on_the_event_loop_when_nothing_is_queued() -> None:
+    threads: list[str] = []
+
+    def run(z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        threads.append(threading.current_thread().name)
+        return z * 2
+
+    batcher = MicroBatcher("m", run, max_batch_size=8, inline_max_s=10.0)
+    unmeasured = MicroBatcher("m", run, max_batch_size=8)  # inline off (0)
+
+    async def main() -> None:
+        for b in (batcher, batcher, unmeasured, unmeasured):
+            out = await b.run(np.ones((2, 2), np.float32), None)
+            np.testing.assert_array_equal(out, np.full((2, 2), 2.0))
+
+    asyncio.run(main())
+    # The first call measures the cost on a thread; the second runs inline on the loop.
+    main_thread = threading.main_thread().name
+    assert threads[0] != main_thread and threads[1] == main_thread
+    assert main_thread not in threads[2:]
