@@ -89,7 +89,7 @@ docs_app = Starlette(routes=docs_routes(openapi_document))
     workers=SETTINGS.workers,
     traffic={"timeout": 60},
     logging=NO_BENTOML_ACCESS_LOG,
-    **tracing_config(),  # type: ignore[arg-type]
+    **tracing_config(),
 )
 class GanService:
     """GAN image generation: /generate, /samples, /interpolate, /walk, GET /models and

@@ -49,7 +49,7 @@ def run_rows(wire: WireFormat, engines: Mapping[str, Engine], rows: np.ndarray) 
     workers=1,
     traffic={"timeout": 60},
     runner_connection=NEVER_RECYCLE,
-    **tracing_config(),  # type: ignore[arg-type]
+    **tracing_config(),
 )
 class GanGenerator:
     """Batched ONNX Runtime inference: latents in, uint8 pixels out (pickled, 1 B/pixel).

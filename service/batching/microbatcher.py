@@ -44,8 +44,8 @@ def _settle(batch: list[_Pending], images: np.ndarray | None, error: Exception |
     start = 0
     for item in batch:
         if not item.future.done():  # a cancelled client no longer waits
-            if error is not None:
-                item.future.set_exception(error)
+            if error is not None or images is None:
+                item.future.set_exception(error or RuntimeError("no images"))
             else:
                 item.future.set_result(images[start : start + len(item.z)])
         start += len(item.z)
@@ -157,7 +157,8 @@ class MicroBatcher:
         if self._idle and self.split:
             queued = sum(len(item.z) for item in self._queue)
             limit = min(limit, -(-queued // (self._idle + 1)))
-        batch, images = [], 0
+        batch: list[_Pending] = []
+        images = 0
         while self._queue and (
             not batch
             or (images + len(self._queue[0].z) <= limit and self._queue[0].loop is batch[0].loop)
