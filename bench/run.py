@@ -19,10 +19,11 @@ from bench import flops, inference, loadgen, machine, profile, report, servers, 
 from bench.common import ROOT, describe_options, devices, session
 from service.registry import load_entry
 
-# The service as it was before the tail fix (README "Batching"), started once more in the
-# same run so the latency distributions compare like for like.
-TAIL_BEFORE_ENV: dict[str, str] = {}
-TAIL_CLIENTS = (64, 128)
+# The service with this round's request-path changes turned off (OpenTelemetry's middleware
+# back on the routes, no inline calls, one thread takes the whole queue), started once more
+# in the same run so the latency distributions compare like for like.
+TAIL_BEFORE_ENV = {"GAN_TRACING": "on", "GAN_INLINE_MAX_US": "0", "GAN_SPLIT_BATCHES": "off"}
+TAIL_CLIENTS = (64,)
 PROFILE_CLIENTS = 64
 
 
@@ -121,7 +122,7 @@ def _measure_all(
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=6.0, help="measured seconds per load point")
-    p.add_argument("--standin-seconds", type=float, default=4.0, help="same, stand-in model")
+    p.add_argument("--standin-seconds", type=float, default=3.0, help="same, stand-in model")
     p.add_argument("--profile-seconds", type=float, default=6.0, help="0: no py-spy split")
     p.add_argument("--inference-seconds", type=float, default=1.5)
     p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32, 64, 128])
@@ -150,24 +151,35 @@ def main() -> None:
     raw = inference.run(args.inference_seconds)
     load_session = session(next(m for m in models if m.name == load_model), device)
     chosen = [s for s in servers.all_servers() if not args.servers or s.name in args.servers]
-    load, profiles = _measure_all(
-        chosen,
-        args.clients,
-        args.seconds,
-        load_model,
-        args.mixes,
-        {"service", "bare-bento"},
-        args.profile_seconds,
-        failures,
-    )
-
+    load: list[loadgen.LoadPoint] = []
+    profiles: list[profile.Profile] = []
     tail_before: list[loadgen.LoadPoint] = []
-    if TAIL_BEFORE_ENV and not args.no_tail:
-        before = servers.Server("before", "", servers.bentoml_service, TAIL_BEFORE_ENV)
-        points, _ = _measure_all(
-            [before], list(TAIL_CLIENTS), args.seconds, load_model, ["single"], set(), 0, failures
+    for server in chosen:
+        points, sampled = _measure_all(
+            [server],
+            args.clients,
+            args.seconds,
+            load_model,
+            args.mixes,
+            {"service", "bare-bento"},
+            args.profile_seconds,
+            failures,
         )
-        tail_before = points
+        load += points
+        profiles += sampled
+        if server.name == "service" and TAIL_BEFORE_ENV and not args.no_tail:
+            # Right after the service, so both distributions see the same machine.
+            before = servers.Server("before", "", servers.bentoml_service, TAIL_BEFORE_ENV)
+            tail_before, _ = _measure_all(
+                [before],
+                list(TAIL_CLIENTS),
+                args.seconds,
+                load_model,
+                ["single"],
+                set(),
+                0,
+                failures,
+            )
 
     standin_run: dict[str, object] = {}
     if not args.no_standin:
