@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import CodeType
+from types import CodeType, FunctionType
 
 import numpy as np
 import onnxruntime as ort
@@ -163,27 +163,40 @@ def adaptive_server() -> Iterator[LiveServer]:
         yield live
 
 
-def _code_objects(func: object) -> Iterator[CodeType]:
-    """A function's code and the code of the functions and lambdas defined inside it."""
-    stack = [getattr(func, "__code__", None)]
-    while stack:
-        code = stack.pop()
-        if isinstance(code, CodeType):
-            yield code
-            stack += [c for c in code.co_consts if isinstance(c, CodeType)]
+def _reachable_code(func: object) -> Iterator[tuple[CodeType, dict[str, object]]]:
+    """(code, globals) of `func`, of the functions and lambdas defined inside it, and of the
+    functions of its own module that it calls, transitively (a test's helpers)."""
+    module = getattr(func, "__module__", None)
+    pending, seen = [func], set()
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        names = getattr(current, "__globals__", {})
+        codes = [getattr(current, "__code__", None)]
+        while codes:
+            code = codes.pop()
+            if not isinstance(code, CodeType):
+                continue
+            yield code, names
+            codes += [c for c in code.co_consts if isinstance(c, CodeType)]
+            for name in code.co_names:
+                called = names.get(name)
+                if isinstance(called, FunctionType) and called.__module__ == module:
+                    pending.append(called)
 
 
 def _names(func: object, target: object) -> bool:
-    """True when `func` (or a function inside it) uses the global that is `target`."""
-    names = getattr(func, "__globals__", {})
+    """True when `func`, or a function it reaches, uses the global that is `target`."""
     return target is not None and any(
-        names.get(n) is target for code in _code_objects(func) for n in code.co_names
+        names.get(n) is target for code, names in _reachable_code(func) for n in code.co_names
     )
 
 
 def _launches_training(func: object) -> bool:
-    """True when `func` holds the arguments of `python -m training`."""
-    return any({"-m", "training"} <= set(code.co_consts) for code in _code_objects(func))
+    """True when `func`, or a function it reaches, holds the arguments of `python -m training`."""
+    return any({"-m", "training"} <= set(code.co_consts) for code, _ in _reachable_code(func))
 
 
 def _funcs(item: pytest.Item) -> list[object]:

@@ -9,13 +9,13 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 import pytest
 from pydantic import ValidationError
 
 from harness import MODELS_DIR
 from service.card import CARD_FILE, MODEL_FILE, ModelCard, sha256_of
+from service.inputs import model_inputs
 from service.registry import model_folders
 from training.classifier_card import find_classifier
 from training.evaluate import Evaluator, generate
@@ -52,12 +52,8 @@ def test_shipped_model_matches_its_card(name: str) -> None:
     assert metrics.coverage_tvd is not None
     session = ort.InferenceSession(str(folder / MODEL_FILE), providers=["CPUExecutionProvider"])
     assert [i.name for i in session.get_inputs()] == card.input_names
-    rng = np.random.default_rng(0)
     for batch in (1, 5):
-        feed = {"z": rng.standard_normal((batch, card.latent_dim), dtype=np.float32)}
-        if card.conditional:
-            labels = rng.integers(0, card.num_classes, batch)
-            feed["y"] = np.eye(card.num_classes, dtype=np.float32)[labels]
+        feed = model_inputs(card, batch, seed=batch)
         (image,) = session.run(card.output_names, feed)
         assert image.shape == (batch, card.image.channels, card.image.height, card.image.width)
         low, high = card.output_range
