@@ -262,3 +262,16 @@ def test_restart_marks_a_running_job_interrupted_and_keeps_finished_ones(tmp_pat
         assert status(again, small)["sha256"] == finished["sha256"]
         assert fetch(again, small).status_code == 200
         assert not list((tmp_path / "results").glob(".*.part"))
+
+
+def test_results_expire_after_their_time_to_live(tmp_path: Path) -> None:
+    env = {"GAN_JOBS_DIR": str(tmp_path), "GAN_JOBS_TTL_S": "2"}
+    with LiveServer(models_dir=MODELS_DIR, env=env) as live:
+        task_id = submit(live, {"model": DCGAN, "total": 10, "seed": 1}).json()["task_id"]
+        wait(live, task_id, until=("completed",))
+        assert (tmp_path / "results" / f"{task_id}.npz").is_file()
+        expired, _ = wait(live, task_id, until=("expired",), timeout=30)
+        assert "GAN_JOBS_TTL_S" in expired["error"]
+        r = fetch(live, task_id)
+        assert r.status_code == 410 and r.json()["error"].startswith("task_id:")
+        assert not list((tmp_path / "results").iterdir())
