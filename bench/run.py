@@ -244,6 +244,9 @@ def main() -> None:
             standin_run.get("standin_load", []),  # type: ignore[arg-type]
             tail_before,
             standin_run.get("standin_service"),  # type: ignore[arg-type]
+            raw,
+            load_model,
+            device,
         ),
         profiles=profiles,
         tail_before=tail_before,
