@@ -632,9 +632,13 @@ def merge(existing: str, generated: str) -> str:
         return head + block + ("\n" + tail if tail else "")
     ours = {line for line in generated.splitlines() if line.startswith("## ")}
     kept: list[str] = []
-    keeping = False
+    keeping = fenced = False
     for line in existing.splitlines():
-        if line.startswith("## "):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif fenced:
+            pass  # a `# comment` in a code block is no heading
+        elif line.startswith("## "):
             keeping = line not in ours and not _legacy_heading(line)
         elif line.startswith("# "):
             keeping = False

@@ -24,12 +24,13 @@ def test_merge_replaces_only_the_part_between_the_markers() -> None:
 def test_merge_of_a_file_without_markers_keeps_sections_it_does_not_write() -> None:
     existing = (
         "# Benchmarks\n\n## Conditions\n\nold\n\n## Targets\n\nold targets\n\n"
-        "## Jobs\n\njobs table\n\n## GPU\n\nold gpu\n"
+        "## Jobs\n\njobs table\n\n```bash\n# a comment, no heading\n```\n\n## GPU\n\nold gpu\n"
     )
     merged = merge(existing, GENERATED)
     assert merged.startswith(BEGIN)
     assert "old" not in merged.replace("jobs table", "")
     assert merged.index(END) < merged.index("## Jobs\n\njobs table")
+    assert "# a comment, no heading" in merged
 
 
 def test_merge_into_an_empty_file() -> None:
