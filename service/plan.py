@@ -112,17 +112,19 @@ def plan_generate(registry: dict[str, ModelEntry], req: GenerateRequest) -> Plan
     if req.label is not None and not card.conditional:
         _reject_label(card, registry, "label")
     _check_pixels(card, req.n, "z" if req.z is not None else "n")
+    seeds: list[int | None]
     if req.z is not None:
         z = truncate(_explicit_z(card, req.z, "z"), req.truncation)
         seed, seeds = None, [None] * req.n
     else:
         seed = req.seed if req.seed is not None else random_seed()
         try:
-            seeds = image_seeds(seed, req.n)
+            seeds = list(image_seeds(seed, req.n))
         except SeedRangeError as exc:
             raise RequestError("seed", str(exc)) from None
         z = latents_from_seed(seed, req.n, card.latent_dim, req.truncation)
-    y, labels = (None, [None] * req.n)
+    labels: list[str | dict[str, float] | None] = [None] * req.n
+    y = None
     if card.conditional:
         y, labels = _class_vectors(card, req.label, req.n, "label")
     return Plan(card, z, y, seeds, labels, seed)
@@ -163,5 +165,5 @@ def plan_interpolate(registry: dict[str, ModelEntry], req: InterpolateRequest) -
             {card.class_names[k]: round(float(w), 6) for k, w in enumerate(row) if w > 0}
             for row in y
         ]
-    seeds = [None] * req.steps
+    seeds: list[int | None] = [None] * req.steps
     return Plan(card, z, y, seeds, labels, None)
