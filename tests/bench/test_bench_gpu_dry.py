@@ -46,7 +46,7 @@ def test_gpu_check_dry_run_runs_every_step_on_cpu() -> None:
     for name in ("service", "naive"):
         for clients in (1, 4):
             line = next(
-                x for x in out.splitlines() if x.strip().startswith(f"{name}  single c={clients} ")
+                x for x in out.splitlines() if x.split()[:3] == [name, "single", f"c={clients}"]
             )
             assert "err 0" in line, line
     assert "no samples (nvidia-smi not found)" in out or "GPU utilisation" in out
