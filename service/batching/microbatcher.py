@@ -36,7 +36,19 @@ class _Pending:
     y: np.ndarray | None
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future
+    ticket: Ticket | None = None
     queued_at: float = field(default_factory=time.perf_counter)
+
+    def client_left(self) -> bool:
+        gone = None if self.ticket is None else self.ticket.gone
+        return gone is not None and gone.is_set()
+
+
+def _drop(items: list[_Pending]) -> None:
+    """On the event loop: answer requests whose clients left before a thread took them."""
+    for item in items:
+        if not item.future.done():
+            item.future.set_exception(NotStarted("client_gone"))
 
 
 def _settle(batch: list[_Pending], images: np.ndarray | None, error: Exception | None) -> None:
@@ -74,6 +86,7 @@ class MicroBatcher:
         self._threads: list[threading.Thread] = []
         self._running = 0  # batches on inference threads right now
         self._idle = 0  # inference threads waiting for work
+        self._dropped: list[_Pending] = []  # taken from the queue: their clients had left
         self._per_image_s: float | None = None  # moving average of a call's time per image
 
     def _inline(self, images: int) -> bool:
@@ -106,7 +119,7 @@ class MicroBatcher:
             record_queue(self.model, 0.0)
             return self._timed_run(z, y)
         loop = asyncio.get_running_loop()
-        item = _Pending(z, y, loop, loop.create_future())
+        item = _Pending(z, y, loop, loop.create_future(), ticket)
         with self._ready:
             self._queue.append(item)
             if not self._threads:
@@ -114,30 +127,24 @@ class MicroBatcher:
             self._ready.notify()
         if ticket is None:
             return await item.future
-        waits: set[asyncio.Future] = {item.future}
-        gone = None if ticket.gone is None else loop.create_task(ticket.gone.wait())
-        if gone is not None:
-            waits.add(gone)
+        # One timer, no extra task: a thread drops the request if its client has left by
+        # the time it is taken, and the timer withdraws it if no thread took it in time.
+        timer = loop.call_at(ticket.deadline, self._expire, item)
         try:
-            timeout = max(0.0, ticket.deadline - loop.time())
-            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            return await item.future  # once running, a batch cannot be cut short
         finally:
-            if gone is not None:
-                gone.cancel()
-        if not item.future.done() and self._withdraw(item):
-            left = ticket.gone is not None and ticket.gone.is_set()
-            raise NotStarted("client_gone" if left else "deadline")
-        return await item.future  # already running: a batch cannot be cut short
+            timer.cancel()
 
-    def _withdraw(self, item: _Pending) -> bool:
-        """Take a request out of the queue if no thread has taken it yet."""
+    def _expire(self, item: _Pending) -> None:
+        """On the event loop, at the ticket's deadline: withdraw the request if still queued."""
         with self._ready:
             try:
                 self._queue.remove(item)
             except ValueError:
-                return False
-        item.future.cancel()
-        return True
+                return  # a thread took it meanwhile
+        if not item.future.done():
+            reason = "client_gone" if item.client_left() else "deadline"
+            item.future.set_exception(NotStarted(reason))
 
     def _start_threads(self) -> None:
         # Daemon threads: they hold no state of their own, and BentoML's graceful shutdown
@@ -166,6 +173,9 @@ class MicroBatcher:
             or (images + len(self._queue[0].z) <= limit and self._queue[0].loop is batch[0].loop)
         ):
             item = self._queue.popleft()
+            if item.client_left():
+                self._dropped.append(item)
+                continue
             batch.append(item)
             images += len(item.z)
         return batch
@@ -179,9 +189,16 @@ class MicroBatcher:
                     self._ready.wait()
                     self._idle -= 1
                 batch = self._take_batch()
+                dropped, self._dropped = self._dropped, []
                 if self._queue and self._idle:
                     self._ready.notify()
-                self._running += 1
+                if batch:
+                    self._running += 1
+            for item in dropped:
+                with contextlib.suppress(RuntimeError):  # that loop has closed
+                    item.loop.call_soon_threadsafe(_drop, [item])
+            if not batch:
+                continue
             started = time.perf_counter()
             for item in batch:
                 record_queue(self.model, started - item.queued_at)

@@ -236,3 +236,37 @@ def test_cheap_calls_run_on_the_event_loop_when_nothing_is_queued() -> None:
     main_thread = threading.main_thread().name
     assert threads[0] != main_thread and threads[1] == main_thread
     assert main_thread not in threads[2:]
+
+
+def test_tickets_withdraw_late_requests_and_drop_abandoned_ones_unrun() -> None:
+    from service.batching.admission import NotStarted, Ticket
+
+    run = GatedDouble()
+    batcher = MicroBatcher("m", run, max_batch_size=8)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        first = asyncio.ensure_future(batcher.run(np.ones((1, 2), np.float32), None))
+        await asyncio.to_thread(run.wait_started)  # held: nothing else can start
+        late = Ticket(deadline=loop.time() + 0.05, gone=None)
+        gone = asyncio.Event()
+        left = Ticket(deadline=loop.time() + DEADLINE_S, gone=gone)
+        kept = Ticket(deadline=loop.time() + DEADLINE_S, gone=asyncio.Event())
+        calls = [
+            asyncio.ensure_future(batcher.run(np.full((1, 2), k, np.float32), None, t))
+            for k, t in ((2, late), (3, left), (4, kept))
+        ]
+        try:
+            await calls[0]
+            raise AssertionError("the late request ran")
+        except NotStarted as exc:
+            assert exc.reason == "deadline"
+        gone.set()  # its client disconnects while it waits
+        run.open()
+        await first
+        results = await asyncio.gather(*calls[1:], return_exceptions=True)
+        assert isinstance(results[0], NotStarted) and results[0].reason == "client_gone"
+        np.testing.assert_array_equal(results[1], np.full((1, 2), 8.0))
+
+    asyncio.run(main())
+    assert run.batches == [1, 1]  # the first, then the kept one: nothing ran for the others
