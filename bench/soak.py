@@ -1,6 +1,6 @@
 """Soak: steady, sustainable load on `bentoml serve` for minutes; memory must stay flat.
 
-    python -m bench.soak [--minutes 10] [--clients 16] [--path inprocess] [--out soak.md]
+    python -m bench.soak [--minutes 10] [--clients 8] [--path inprocess] [--out soak.md]
     python -m bench.soak --short      # 2 minutes, CI-sized
 
 `--clients` closed-loop clients send a mix shaped like real traffic: /generate with 1-16
@@ -152,7 +152,7 @@ def table(path: str, clients: int, rows: list[Minute], before: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=int, default=10)
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--path", default="inprocess", choices=["inprocess", "adaptive"])
     parser.add_argument("--short", action="store_true", help="2 minutes")
     parser.add_argument("--out", type=Path, help="also write the table (markdown) here")

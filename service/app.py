@@ -31,6 +31,7 @@ from service.jobs import jobs_app, start_job_runner
 from service.limits import RequestLimitsMiddleware
 from service.openapi import build_document
 from service.plan import Plan, plan_generate, plan_interpolate
+from service.probes import ProbeMiddleware
 from service.render import base64_images, gif_bytes, grid_bytes, strip_bytes
 from service.schemas import GenerateRequest, InterpolateRequest, Sample, SamplesResponse
 from service.tracing import RequestIdMiddleware, tracing_config
@@ -224,6 +225,7 @@ GanService.add_asgi_middleware(RequestIdMiddleware)
 GanService.add_asgi_middleware(AccessLogMiddleware)
 GanService.add_asgi_middleware(ErrorShapeMiddleware)
 GanService.add_asgi_middleware(HeaderTimeoutMiddleware, limit_s=LIMITS.header_timeout_s)
+GanService.add_asgi_middleware(ProbeMiddleware, port=LIMITS.probe_port)
 GanService.add_asgi_middleware(BearerAuthMiddleware, tokens=LIMITS.api_tokens)
 GanService.add_asgi_middleware(
     RequestLimitsMiddleware,

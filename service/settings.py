@@ -27,6 +27,7 @@ Limits on what one client may ask (`Limits`, README "Limits"):
 | `GAN_QUEUE_TIMEOUT_MS` | the target | a request not started within this gets 503 |
 | `GAN_API_TOKEN` | unset | bearer token(s), comma-separated; all but health, metrics, docs |
 | `GAN_LOG_FORMAT` | `text` | `json`: one JSON object per log line |
+| `GAN_PROBE_PORT` | `0` | a port for /livez and /readyz answered off the event loop; 0 off |
 """
 
 from __future__ import annotations
@@ -196,6 +197,7 @@ class Limits:
     queue_timeout_ms: int
     api_tokens: tuple[str, ...]  # empty: no bearer-token check
     log_format: Literal["text", "json"]
+    probe_port: int  # 0: health probes only on the API port, on the event loop
 
     @property
     def retry_after_s(self) -> int:
@@ -224,6 +226,7 @@ class Limits:
             queue_timeout_ms=_int_env("GAN_QUEUE_TIMEOUT_MS", target, 1, 600_000),
             api_tokens=tuple(t for t in tokens if t),
             log_format=log_format,  # type: ignore[arg-type]
+            probe_port=_int_env("GAN_PROBE_PORT", 0, 0, 65535),
         )
 
 

@@ -20,7 +20,7 @@ import psutil
 import pytest
 import requests
 
-from harness.live_server import LiveServer
+from harness.live_server import LiveServer, free_port
 from tests.conftest import MODELS_DIR, model_cards, model_name
 
 CGAN = model_name(conditional=True)
@@ -32,6 +32,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TIMEOUT = 30
 PROBE_TIMEOUT = 3.0  # the Deployment's readiness timeout
 
+PROBE_PORT = free_port()
 # One API worker, one inference thread, one request per batch: queues fill predictably.
 N = 48  # images per request in the load tests: the most GAN_MAX_OUTPUT_PIXELS allows here
 TIGHT = {
@@ -45,6 +46,7 @@ TIGHT = {
     "GAN_HEADER_TIMEOUT_S": "2",
     "GAN_MAX_OUTPUT_PIXELS": str(48 * PIXELS),
     "GAN_API_TOKEN": f"{TOKEN},second-token",
+    "GAN_PROBE_PORT": str(PROBE_PORT),
 }
 
 
@@ -133,6 +135,30 @@ def test_in_process_overload_is_shed_at_once_with_retry_after(tight: LiveServer)
             assert_overloaded(r)
     assert shed() - before == statuses[503]  # every one counted, by its reason
     assert rejected(tight.url, "queue_full") > full_before  # the bound itself shed some
+
+
+def test_probe_port_answers_off_the_event_loop_during_a_flood(tight: LiveServer) -> None:
+    """GAN_PROBE_PORT: /livez and /readyz from a thread of their own, fast while the API
+    port's loop is busy with a burst; other paths are 404 there."""
+    probe = f"http://127.0.0.1:{PROBE_PORT}"
+    assert requests.get(f"{probe}/nope", timeout=PROBE_TIMEOUT).status_code == 404
+    answers: list[int] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            for path in ("/readyz", "/livez"):
+                answers.append(requests.get(f"{probe}{path}", timeout=PROBE_TIMEOUT).status_code)
+            time.sleep(0.05)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        burst(tight.url, 48, {"model": CGAN, "n": N, "seed": 3}, AUTH)
+    finally:
+        done.set()
+        poller.join()
+    assert answers and set(answers) == {200}, Counter(answers)
 
 
 def test_a_request_that_cannot_start_in_time_gets_503(tight: LiveServer) -> None:
