@@ -71,11 +71,16 @@ def git_commit() -> str:
         return "unknown"
 
 
+# Other work that competes for the CPU during a benchmark: training, other load tests, tests.
+COMPETING = r"python -m (training|bench\.(soak|overload|jobs))|pytest"
+
+
 def busy_processes() -> list[str]:
-    """Training runs on this machine during the benchmark (they would skew every number)."""
+    """Training runs, other load tests and test runs on this machine during the benchmark
+    (they would skew every number)."""
     try:
         out = subprocess.run(
-            ["pgrep", "-af", "python -m training"], capture_output=True, text=True, timeout=5
+            ["pgrep", "-af", COMPETING], capture_output=True, text=True, timeout=5
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []

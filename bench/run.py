@@ -31,9 +31,11 @@ def _conditions(phase: str) -> list[str]:
     busy = machine.busy_processes()
     line = f"Load average {phase}: {machine.load_average()} (1/5/15 min)"
     if busy:
+        names = sorted({" ".join(b.split()[1:4]) for b in busy})
         line += (
-            f"; **{len(busy)} training process(es) were running** and competing for the "
-            "CPU, so absolute numbers are depressed and noisy"
+            f"; **{len(busy)} other process(es) were competing for the CPU** ("
+            + "; ".join(f"`{n}`" for n in names)
+            + "), so absolute numbers are depressed and noisy"
         )
     return [line]
 
@@ -181,6 +183,7 @@ def main() -> None:
                 failures,
             )
 
+    conditions += _conditions("after the shipped model's run")
     standin_run: dict[str, object] = {}
     if not args.no_standin:
         with tempfile.TemporaryDirectory(prefix="bench-standin-") as tmp:
