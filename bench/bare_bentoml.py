@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from bench.bare_server import precomputed_pngs
 from bench.common import shipped_models
+from service.logs import NO_BENTOML_ACCESS_LOG
 from service.schemas import GenerateRequest
 from service.settings import Settings
 from service.tracing import tracing_config
@@ -30,18 +31,6 @@ from service.tracing import tracing_config
 MODELS = {m.name: m for m in shipped_models()}
 DEFAULT_MODEL = next(iter(MODELS))
 
-# As service/app.py configures GanService.
-NO_BENTOML_ACCESS_LOG = {
-    "access": {
-        "enabled": False,
-        "request_content_length": True,
-        "request_content_type": True,
-        "response_content_length": True,
-        "response_content_type": True,
-        "skip_paths": ["/metrics", "/healthz", "/livez", "/readyz"],
-        "format": {"trace_id": "032x", "span_id": "016x"},
-    }
-}
 SETTINGS: dict[str, Any] = (
     {}
     if os.environ.get("BENCH_BENTOML_DEFAULTS") == "1"

@@ -47,19 +47,6 @@ SETTINGS = runtime.settings()
 REGISTRY = runtime.registry()
 LIMITS = runtime.limits()
 logs.configure(LIMITS.log_format)
-# BentoML's access log is replaced by service/access_log.py (one line per request, the field
-# at fault on a 4xx, overload summarised): its config needs every key to turn it off.
-NO_BENTOML_ACCESS_LOG = {
-    "access": {
-        "enabled": False,
-        "request_content_length": True,
-        "request_content_type": True,
-        "response_content_length": True,
-        "response_content_type": True,
-        "skip_paths": ["/metrics", "/healthz", "/livez", "/readyz"],
-        "format": {"trace_id": "032x", "span_id": "016x"},
-    }
-}
 
 # Below this many pixels per channel, encoding costs about what a hop to a thread does.
 INLINE_ENCODE_MAX_PIXELS = 4 * 32 * 32
@@ -89,7 +76,7 @@ docs_app = Starlette(routes=docs_routes(openapi_document))
     name="gan_service",
     workers=SETTINGS.workers,
     traffic={"timeout": 60},
-    logging=NO_BENTOML_ACCESS_LOG,
+    logging=logs.NO_BENTOML_ACCESS_LOG,
     **tracing_config(),
 )
 class GanService:

@@ -17,6 +17,19 @@ from typing import Any
 # The logger BentoML's API wrapper reports caught exceptions on.
 BENTOML_EXCEPTION_LOGGER = "bentoml._internal.server.http_app"
 LOGGERS_WITH_HANDLERS = ("", "bentoml", "uvicorn.error", "circus")
+# BentoML's access log is replaced by service/access_log.py (one line per request, the field
+# at fault on a 4xx, overload summarised): its config needs every key to turn it off.
+NO_BENTOML_ACCESS_LOG = {
+    "access": {
+        "enabled": False,
+        "request_content_length": True,
+        "request_content_type": True,
+        "response_content_length": True,
+        "response_content_type": True,
+        "skip_paths": ["/metrics", "/healthz", "/livez", "/readyz"],
+        "format": {"trace_id": "032x", "span_id": "016x"},
+    }
+}
 
 
 def current_request_id() -> str | None:

@@ -22,13 +22,22 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from service.card import ModelCard
-from service.latents import MAX_SEED
+from service.jobs.openapi import job_paths, job_schemas
+from service.openapi_responses import (
+    ERROR_SCHEMA,
+    IMAGE_HEADERS,
+    STRING,
+    error_responses,
+    image_ok,
+    models_path,
+)
+from service.openapi_schema import to_oas30
+from service.openapi_variants import generate_variant, interpolate_variant
 from service.registry import ModelEntry
-from service.schemas import MAX_IMAGES, MAX_STEPS, MAX_WEIGHT, MIN_WEIGHT
 from service.settings import Limits
 
-FLOAT32_MAX = 3.4028234663852886e38
+__all__ = ["build_document", "to_oas30"]
+
 ROUTES = {"/generate": "GenerateRequest", "/samples": "GenerateRequest"}
 ROUTES["/interpolate"] = "InterpolateRequest"
 ROUTES["/walk"] = "WalkRequest"
@@ -38,307 +47,6 @@ DESCRIPTION = (
     "request bodies up to {body} bytes (413), JSON only (415), at most {pixels} output "
     "pixels per answer (422), bounded queues per model (503 + `Retry-After`)."
 )
-
-SCHEMA_LISTS = ("anyOf", "oneOf", "allOf")
-SCHEMA_MAPS = ("properties", "patternProperties")
-SCHEMA_ONE = ("items", "additionalProperties", "not")
-
-
-def to_oas30(schema: Any) -> Any:
-    """A pydantic (JSON Schema 2020-12) schema as an OpenAPI 3.0 Schema Object."""
-    if not isinstance(schema, dict):
-        return schema
-    s: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in ("root_input", "$defs"):
-            continue
-        if key in SCHEMA_LISTS:
-            s[key] = [to_oas30(v) for v in value]
-        elif key in SCHEMA_MAPS:
-            s[key] = {k: to_oas30(v) for k, v in value.items()}
-        elif key in SCHEMA_ONE:
-            s[key] = to_oas30(value)
-        else:
-            s[key] = value
-    for key in ("anyOf", "oneOf"):
-        options = s.get(key)
-        if options and any(o.get("type") == "null" for o in options):
-            rest = [o for o in options if o.get("type") != "null"]
-            del s[key]
-            if len(rest) == 1 and "$ref" not in rest[0]:
-                s = {**rest[0], **s}
-            else:
-                s[key] = rest
-            s["nullable"] = True
-    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        if bound in s and not isinstance(s[bound], bool):
-            s[plain], s[bound] = s[bound], True
-    if "const" in s:
-        s["enum"] = [s.pop("const")]
-    if "examples" in s:
-        examples = s.pop("examples")
-        s.setdefault("example", examples[0] if isinstance(examples, list) else examples)
-    if s.get("nullable") and isinstance(s.get("enum"), list) and None not in s["enum"]:
-        s["enum"] = [*s["enum"], None]
-    return s
-
-
-def _pixels(card: ModelCard) -> int:
-    return card.image.channels * card.image.height * card.image.width
-
-
-def _most_images(card: ModelCard, cap: int, limits: Limits) -> int:
-    return max(1, min(cap, limits.max_output_pixels // _pixels(card)))
-
-
-def _latent(card: ModelCard) -> dict[str, Any]:
-    return {
-        "type": "array",
-        "minItems": card.latent_dim,
-        "maxItems": card.latent_dim,
-        "items": {"type": "number", "minimum": -FLOAT32_MAX, "maximum": FLOAT32_MAX},
-        "description": f"{card.latent_dim} finite float32 values",
-    }
-
-
-def label_schema(card: ModelCard, nullable: bool = True) -> dict[str, Any]:
-    """index | name | mixture for a conditional model; nothing for an unconditional one."""
-    if not card.conditional:
-        return {
-            "nullable": True,
-            "enum": [None],
-            "description": f"{card.name} is unconditional: no label",
-        }
-    k = card.num_classes
-    names = list(card.class_names)
-    schema: dict[str, Any] = {
-        "description": (
-            "A class index, a class name (any case; its index as a string works too), or a "
-            f"mixture {{class: weight}}, weights in [{MIN_WEIGHT:g}, {MAX_WEIGHT:g}] "
-            "normalised to sum 1. Omitted: image i gets class i mod "
-            f"{k}. Classes: " + ", ".join(f"{i}={c!r}" for i, c in enumerate(names))
-        ),
-        "oneOf": [
-            {"type": "integer", "minimum": 0, "maximum": k - 1},
-            {"type": "string", "enum": names + [str(i) for i in range(k)]},
-            {
-                "type": "object",
-                "minProperties": 1,
-                "additionalProperties": False,
-                "properties": {
-                    c: {"type": "number", "minimum": MIN_WEIGHT, "maximum": MAX_WEIGHT}
-                    for c in names
-                },
-            },
-        ],
-    }
-    if nullable:
-        schema["nullable"] = True
-    return schema
-
-
-def _model_field(card: ModelCard, default: bool) -> dict[str, Any]:
-    if default:
-        return {
-            "type": "string",
-            "enum": [card.name, None],
-            "nullable": True,
-            "description": f"{card.name}, the default model when omitted",
-        }
-    return {"type": "string", "enum": [card.name]}
-
-
-def _present(field: str, type_: str) -> dict[str, Any]:
-    """`field` is given and not null."""
-    return {"required": [field], "properties": {field: {"type": type_}}}
-
-
-def generate_variant(
-    base: dict[str, Any], card: ModelCard, default: bool, limits: Limits
-) -> dict[str, Any]:
-    v = copy.deepcopy(base)
-    props = v["properties"]
-    most = _most_images(card, MAX_IMAGES, limits)
-    props["model"] = _model_field(card, default)
-    props["n"]["maximum"] = most
-    props["z"] = {**_latent_list(card, most), "nullable": True}
-    props["label"] = label_schema(card)
-    if not default:
-        v["required"] = ["model"]
-    v["title"] = f"GenerateRequest for {card.name}"
-    v.pop("example", None)
-    v["not"] = {"anyOf": [_both("seed", "integer"), _both("n", "integer"), _seed_overrun()]}
-    return v
-
-
-def _seed_overrun() -> dict[str, Any]:
-    """seed + n - 1 > MAX_SEED: image i's seed (seed + i) would leave the seed range."""
-    return {
-        "required": ["seed", "n"],
-        "anyOf": [
-            {
-                "properties": {
-                    "seed": {"type": "integer", "minimum": MAX_SEED - k + 2},
-                    "n": {"type": "integer", "minimum": k},
-                }
-            }
-            for k in range(2, MAX_IMAGES + 1)
-        ],
-    }
-
-
-def _latent_list(card: ModelCard, most: int) -> dict[str, Any]:
-    return {
-        "type": "array",
-        "minItems": 1,
-        "maxItems": most,
-        "items": _latent(card),
-        "description": "explicit latents, one per image; excludes seed and n",
-    }
-
-
-def _both(other: str, type_: str) -> dict[str, Any]:
-    """`other` and `z` are both given, neither null."""
-    return {
-        "required": [other, "z"],
-        "properties": {other: {"type": type_}, "z": {"type": "array"}},
-    }
-
-
-def endpoint_schema(base: dict[str, Any], card: ModelCard) -> dict[str, Any]:
-    e = copy.deepcopy(base)
-    e["properties"]["z"] = {**_latent(card), "nullable": True}
-    e["properties"]["label"] = label_schema(card)
-    e["oneOf"] = [_present("seed", "integer"), _present("z", "array")]
-    e["description"] = "One end: exactly one of seed or z, and an optional label."
-    return e
-
-
-def interpolate_variant(
-    base: dict[str, Any], endpoint: dict[str, Any], card: ModelCard, default: bool, limits: Limits
-) -> dict[str, Any]:
-    v = copy.deepcopy(base)
-    props = v["properties"]
-    props["model"] = _model_field(card, default)
-    props["steps"]["maximum"] = _most_images(card, MAX_STEPS, limits)
-    props["start"] = props["end"] = endpoint_schema(endpoint, card)
-    v["required"] = sorted(
-        {*v.get("required", []), "start", "end", *([] if default else ["model"])}
-    )
-    if card.conditional:
-        labelled = {"required": ["label"], "properties": {"label": label_schema(card, False)}}
-        v["anyOf"] = [
-            {"properties": {"start": labelled}},
-            {"properties": {"end": labelled}},
-        ]
-    v["title"] = f"InterpolateRequest for {card.name}"
-    v.pop("example", None)
-    return v
-
-
-def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-    response: dict[str, Any] = {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-    if headers:
-        response["headers"] = headers
-    return response
-
-
-ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error", "detail"],
-    "description": "Every error answer: `error` is one line naming the field(s).",
-    "properties": {
-        "error": {"type": "string"},
-        "detail": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["loc", "msg", "type"],
-                "properties": {
-                    "loc": {
-                        "type": "array",
-                        "items": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
-                        "description": "path to the field; empty for the request as a whole",
-                    },
-                    "msg": {"type": "string"},
-                    "type": {"type": "string"},
-                },
-            },
-        },
-    },
-}
-STRING = {"schema": {"type": "string"}}
-IMAGE_HEADERS = {
-    "X-Model": {"description": "the model that answered", **STRING},
-    "X-Seed": {
-        "description": "the request's seed, drawn at random when none was given; absent for z",
-        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-    },
-}
-
-
-def error_responses(limits: Limits) -> dict[str, Any]:
-    retry = {"Retry-After": {"required": True, **STRING, "description": "seconds to wait"}}
-    auth = {"WWW-Authenticate": {"required": True, **STRING}}
-    return {
-        "400": _error("The body does not fit the schema (malformed JSON, wrong type, range)."),
-        "401": _error("GAN_API_TOKEN is set and no valid bearer token was sent.", auth),
-        "404": _error("`model` is not one of GET /models."),
-        "408": _error(f"The body did not arrive within {limits.body_timeout_s:g} s."),
-        "413": _error(f"The body is larger than {limits.max_body_bytes} bytes."),
-        "415": _error("Content-Type is not application/json."),
-        "422": _error(
-            "The model cannot take it: unknown class, a label for an unconditional model, "
-            "a z of the wrong length, more output pixels than the limit."
-        ),
-        "500": _error("A server error; `error` carries the request id of its log entry."),
-        "503": _error(
-            "Overloaded: the model's queue is full, or the request could not start in time. "
-            "Retry after `Retry-After` seconds.",
-            retry,
-        ),
-    }
-
-
-def _image_ok(types: list[str], headers: dict[str, Any]) -> dict[str, Any]:
-    binary = {"schema": {"type": "string", "format": "binary"}}
-    return {
-        "description": "The image",
-        "content": {f"image/{t}": binary for t in types},
-        "headers": headers,
-    }
-
-
-def models_path(limits: Limits) -> dict[str, Any]:
-    return {
-        "get": {
-            "tags": ["Service APIs"],
-            "operationId": "gan_service__models",
-            "description": "The model cards, each with the ONNX Runtime provider it runs on.",
-            "responses": {
-                "200": {
-                    "description": "Model index",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["default", "batching", "models"],
-                                "properties": {
-                                    "default": {"type": "string"},
-                                    "batching": {"type": "string"},
-                                    "models": {"type": "array", "items": {"type": "object"}},
-                                },
-                            }
-                        }
-                    },
-                },
-                "401": error_responses(limits)["401"],
-            },
-        }
-    }
 
 
 def _variants(
@@ -385,9 +93,9 @@ def build_document(
     )
     errors = error_responses(limits)
     ok = {
-        "/generate": _image_ok(["png", "jpeg", "webp"], IMAGE_HEADERS),
-        "/interpolate": _image_ok(["png", "gif"], {"X-Model": IMAGE_HEADERS["X-Model"]}),
-        "/walk": _image_ok(
+        "/generate": image_ok(["png", "jpeg", "webp"], IMAGE_HEADERS),
+        "/interpolate": image_ok(["png", "gif"], {"X-Model": IMAGE_HEADERS["X-Model"]}),
+        "/walk": image_ok(
             ["png", "gif", "webp"],
             {
                 "X-Model": IMAGE_HEADERS["X-Model"],
@@ -417,6 +125,8 @@ def build_document(
                     if "schema" in media:
                         media["schema"] = to_oas30(media["schema"])
     doc["paths"]["/models"] = models_path(limits)
+    doc["paths"].update(job_paths(errors))
+    schemas.update(job_schemas(to_oas30))
     doc["components"]["schemas"] = schemas
     doc["info"] = {
         "title": "gan-serving",
@@ -428,7 +138,7 @@ def build_document(
     if limits.api_tokens:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         for path, item in doc["paths"].items():
-            if path in ROUTES or path in ("/models", "/image/{model}"):
+            if path in ROUTES or path in ("/models", "/image/{model}") or path.startswith("/jobs/"):
                 for operation in item.values():
                     operation["security"] = [{"bearer": []}]
     return doc

@@ -6,7 +6,6 @@ Rank 0 alone writes: progress bar, per-epoch sample grid, losses.csv, loss plot,
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 import sys
@@ -26,34 +25,9 @@ from tqdm import tqdm
 from training import checkpoint, data, losses
 from training.config import TrainConfig
 from training.grids import save_grid
+from training.loss_log import append_losses
 from training.networks import NetworkSpec, build, count_parameters
-
-CSV_FIELDS = ["epoch", "step", "d_loss", "g_loss", "d_real", "d_fake", "images_per_s"]
-
-
-def ema_with_warmup(decay: float):
-    """EMA update whose decay ramps up as (1 + n) / (10 + n): early on, a fixed 0.999 would
-    keep the untrained initial weights in the average for thousands of steps."""
-
-    @torch.no_grad()
-    def update(ema: list[torch.Tensor], current: list[torch.Tensor], n_averaged) -> None:
-        if not ema[0].is_floating_point():  # integer buffers (batch-norm step counts)
-            torch._foreach_copy_(ema, current)
-            return
-        n = float(n_averaged)
-        torch._foreach_lerp_(ema, current, 1.0 - min(decay, (1.0 + n) / (10.0 + n)))
-
-    return update
-
-
-def pick_device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        name = f"cuda:{local_rank}"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but PyTorch sees no CUDA device")
-    return torch.device(name)
+from training.train_setup import ema_with_warmup, pick_device
 
 
 class Trainer:
@@ -277,12 +251,7 @@ class Trainer:
 
     def _end_of_epoch(self, rows: list[dict]) -> None:
         csv_path = self.out / "losses.csv"
-        new_file = not csv_path.exists()
-        with open(csv_path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-            if new_file:
-                writer.writeheader()
-            writer.writerows(rows)
+        append_losses(csv_path, rows)
         self.sample_grid(self.out / "samples" / f"epoch_{self.epoch:04d}.png")
         from training.plots import plot_losses  # matplotlib is slow to import; only rank 0
 

@@ -14,7 +14,6 @@ fire, and to stay quiet below its threshold.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,10 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
+# k8s/generated_files.py by path: this file runs as a script, and is loaded by path.
+sys.path.insert(0, str(HERE.parent))
+from generated_files import write_or_check  # noqa: E402
+
 RULES_PATH = HERE / "alerts.rules.yaml"
 PROMETHEUSRULE_PATH = HERE.parent / "components" / "prometheus-operator" / "prometheusrule.yaml"
 
@@ -195,18 +198,7 @@ def outputs() -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare, don't write")
-    args = parser.parse_args(argv)
-    stale = [p for p, text in outputs().items() if not p.exists() or p.read_text() != text]
-    if args.check:
-        for path in stale:
-            print(f"stale: {path} (run python k8s/prometheus/alerts.py)", file=sys.stderr)
-        return 1 if stale else 0
-    for path, text in outputs().items():
-        path.write_text(text)
-        print(f"wrote {path}")
-    return 0
+    return write_or_check(outputs(), __doc__, "k8s/prometheus/alerts.py", argv)
 
 
 if __name__ == "__main__":
