@@ -22,8 +22,9 @@ from pathlib import Path
 
 import aiohttp
 import numpy as np
+import requests
 
-from bench.overload import MIB, check_loopback, tree_rss
+from bench.overload import MIB, check_loopback, rejected_by_reason, tree_rss
 from harness import MODELS_DIR
 from harness.live_server import LiveServer
 from service.registry import load_registry
@@ -108,20 +109,23 @@ async def _drive(url: str, pid: int, clients: int, minutes: list[Minute]) -> Non
         )
 
 
-def soak(path: str, minutes: int, clients: int) -> tuple[list[Minute], int]:
+def soak(path: str, minutes: int, clients: int) -> tuple[list[Minute], int, dict[str, float]]:
     rows = [Minute(i) for i in range(minutes)]
     with LiveServer(models_dir=MODELS_DIR, env={"GAN_BATCHING": path}, ready_timeout=180) as live:
         check_loopback(live.url)
         before = tree_rss(live.pid)
         asyncio.run(_drive(live.url, live.pid, clients, rows))
-    return rows, before
+        metrics = requests.get(f"{live.url}/metrics", timeout=10).text
+    return rows, before, rejected_by_reason(metrics)
 
 
 def verdict(met: bool) -> str:
     return "met" if met else "NOT met"
 
 
-def table(path: str, clients: int, rows: list[Minute], before: int) -> str:
+def table(
+    path: str, clients: int, rows: list[Minute], before: int, rejected: dict[str, float]
+) -> str:
     lines = [
         f"Path `{path}`, {clients} clients; RSS before load {before / MIB:,.0f} MiB.",
         "",
@@ -145,6 +149,9 @@ def table(path: str, clients: int, rows: list[Minute], before: int) -> str:
             f"| RSS growth after warm-up < {GROWTH_TARGET:.0%} | {growth * 100:+.2f} % "
             f"(min {WARMUP_MINUTES} → {len(rows)}) | {verdict(growth < GROWTH_TARGET)} |",
             f"| 0 errors | {errors} | {verdict(errors == 0)} |",
+            "",
+            "Not computed, by reason (`gan_rejected_requests_total`): "
+            + (", ".join(f"{k} {v:,.0f}" for k, v in sorted(rejected.items())) or "none"),
         ]
     return "\n".join(lines)
 
@@ -160,8 +167,8 @@ def main() -> None:
     if args.short:
         args.minutes = 2
     print(f"soak: {args.path}, {args.clients} clients × {args.minutes} min ...")
-    rows, before = soak(args.path, args.minutes, args.clients)
-    text = table(args.path, args.clients, rows, before)
+    rows, before, rejected = soak(args.path, args.minutes, args.clients)
+    text = table(args.path, args.clients, rows, before, rejected)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

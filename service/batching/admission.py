@@ -11,8 +11,8 @@ withdrawn and never computed (`client_gone`). Every shed or dropped request is c
 
 The default bound is `GAN_LATENCY_TARGET_MS / 2` of work, at least one full request (64
 images), at the model's throughput: measured once at start (`capacity`), then, while the
-model is busy, the rate at which this worker actually completes images (so a CPU shared
-with HTTP work, other processes or a slower batch shape shrinks the bound with it).
+model is saturated (half a bound waiting), the rate at which this worker actually completes
+images, so a CPU shared with HTTP work or other processes shrinks the bound with it.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ logger = logging.getLogger("service.admission")
 
 SUMMARY_EVERY_S = 5.0
 RATE_WINDOW_S = 2.0  # completions that make the live throughput estimate
-MIN_RATE_SPAN_S = 0.5  # busy this long before the live estimate replaces the start-up one
+MIN_RATE_SPAN_S = 0.5  # saturated this long before the live estimate replaces the start-up one
+LIVE_TTL_S = 5.0  # a live estimate not refreshed by saturation for this long is dropped
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class AdmissionControl:
         self.queued: Counter[str] = Counter()
         self._shed = _ShedLog()
         self._measured: dict[str, float] = {}  # images/s at start-up, per model
-        self._live: dict[str, float] = {}  # images/s completed while busy, per model
+        self._live: dict[str, tuple[float, float]] = {}  # (images/s while saturated, when)
         self._busy_since: dict[str, float] = {}
         self._done: dict[str, deque[tuple[float, int]]] = {}
 
@@ -125,8 +126,15 @@ class AdmissionControl:
             self._measured = await self.backend.capacity()
             start = {m: default_bound(r, self.latency_target_ms) for m, r in self._measured.items()}
             logger.info("admission bounds at start (images per model in flight): %s", start)
-        rate = self._live.get(model, self._measured[model])
-        return default_bound(rate, self.latency_target_ms)
+        return default_bound(self._rate(model), self.latency_target_ms)
+
+    def _rate(self, model: str) -> float:
+        """Images/s: completed while saturated, if measured lately; else the start-up one.
+        Light traffic completes only what clients send, which says nothing of capacity."""
+        live = self._live.get(model)
+        if live is not None and time.monotonic() - live[1] < LIVE_TTL_S:
+            return live[0]
+        return self._measured[model]
 
     def shed_now(self, model: str, images: int) -> Overloaded | None:
         """The 503 a request for `images` images of `model` would get right now, if any:
@@ -135,9 +143,7 @@ class AdmissionControl:
             return None  # bounds not known before the first request
         fixed = self._bounds.get(model)
         bound = (
-            fixed
-            if fixed is not None
-            else default_bound(self._live.get(model, self._measured[model]), self.latency_target_ms)
+            fixed if fixed is not None else default_bound(self._rate(model), self.latency_target_ms)
         )
         queued = self.queued[model]
         if queued and queued + images > bound:
@@ -152,9 +158,15 @@ class AdmissionControl:
             self._done.setdefault(model, deque()).clear()
 
     def _completed(self, model: str, images: int, now: float) -> None:
-        """Update the live throughput from a request that ran, while others still wait."""
+        """Update the live throughput from a request that ran while at least half a bound of
+        work still waited behind it (the server, not its clients, set the pace)."""
         since = self._busy_since.get(model)
         if since is None:
+            return
+        waiting = self.queued[model] - images
+        if waiting < default_bound(self._rate(model), self.latency_target_ms) / 2:
+            self._busy_since[model] = now  # not saturated: start the span again
+            self._done[model].clear()
             return
         done = self._done[model]
         done.append((now, images))
@@ -162,7 +174,7 @@ class AdmissionControl:
             done.popleft()
         span = now - max(since, now - RATE_WINDOW_S)
         if span >= MIN_RATE_SPAN_S:
-            self._live[model] = sum(i for _, i in done) / span
+            self._live[model] = (sum(i for _, i in done) / span, now)
 
     def _reject(self, model: str, reason: str, message: str) -> Overloaded:
         record_rejected(model, reason)
