@@ -273,6 +273,7 @@ def inprocess_server() -> Iterator[LiveServer]:
 
 
 @pytest.mark.slow
+@pytest.mark.serve  # the servers come through request.getfixturevalue, unseen by conftest
 @pytest.mark.parametrize("mode", MODES)
 def test_every_dashboard_panel_returns_sane_data(
     mode: str, request: pytest.FixtureRequest, tmp_path: Path
