@@ -28,7 +28,7 @@ from service.errors import ClientGone, ErrorShapeMiddleware, Overloaded, Request
 from service.header_timeout import HeaderTimeoutMiddleware
 from service.imaging import FORMATS
 from service.jobs import jobs_app, start_job_runner
-from service.limits import RequestLimitsMiddleware
+from service.limits import BODY_METHODS, RequestLimitsMiddleware
 from service.openapi import build_document
 from service.plan import Plan, plan_generate, plan_interpolate
 from service.probes import ProbeMiddleware
@@ -218,7 +218,11 @@ GanService.add_asgi_middleware(
     RequestLimitsMiddleware,
     max_body_bytes=LIMITS.max_body_bytes,
     body_timeout_s=LIMITS.body_timeout_s,
-    json_paths=[api.route for api in GanService.apis.values()],
+    json_paths=[
+        *(api.route for api in GanService.apis.values()),
+        *(f"/jobs{r.path}" for r in jobs_app.routes if r.methods & BODY_METHODS),  # type: ignore[attr-defined]
+    ],
+    bodyless_paths=["/jobs/cancel", "/jobs/retry"],
 )
 
 # Bulk generation jobs (service/jobs): BentoML's task routes, on the service's own store.

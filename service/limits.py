@@ -2,8 +2,11 @@
 is still there while it waits.
 
 `RequestLimitsMiddleware` (ASGI) answers, before BentoML parses anything:
-- 415 to a POST/PUT/PATCH to a JSON route whose `Content-Type` is not `application/json`:
-  a browser sends `text/plain` or a form to any origin without a CORS preflight;
+- 415 to a POST/PUT/PATCH with a body to a JSON route whose `Content-Type` is not
+  `application/json`: a browser sends `text/plain` or a form to any origin without a CORS
+  preflight. On a route that takes no body (`bodyless_paths`), a request with no body passes
+  whatever its type (BentoML's task client sends `PUT /jobs/cancel` and `POST /jobs/retry`
+  bare);
 - 413 to a body over `max_body_bytes` (from `Content-Length` at once, or while reading);
 - 408 to a body that has not fully arrived within `body_timeout_s`.
 
@@ -70,6 +73,7 @@ class RequestLimitsMiddleware:
         body_timeout_s: float,
         json_paths: Iterable[str] = (),
         json_prefixes: Iterable[str] = (),
+        bodyless_paths: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
@@ -77,6 +81,8 @@ class RequestLimitsMiddleware:
         # Routes whose body is JSON; elsewhere a wrong method must still get the router's 405.
         self.json_paths = frozenset(json_paths)
         self.json_prefixes = tuple(json_prefixes)
+        # JSON routes that take no body: a bare request is fine, a non-JSON body is not.
+        self.bodyless_paths = frozenset(bodyless_paths)
 
     def _takes_json(self, scope: dict) -> bool:
         path = scope["path"]
@@ -88,16 +94,11 @@ class RequestLimitsMiddleware:
         if scope["type"] != "http" or scope["path"] in UNGUARDED_PATHS:
             await self.app(scope, receive, send)
             return
-        if self._takes_json(scope) and not is_json(_content_type(scope)):
-            got = _content_type(scope)
-            await error_response(
-                415,
-                "content-type",
-                f"must be application/json, got {clip(got) if got else 'none'}",
-                "unsupported_media_type",
-            )(scope, receive, send)
-            return
+        wrong_type = self._takes_json(scope) and not is_json(_content_type(scope))
         declared = _declared_length(scope)
+        if wrong_type and (declared or scope["path"] not in self.bodyless_paths):
+            await self._unsupported(scope)(scope, receive, send)
+            return
         if declared is not None and declared > self.max_body_bytes:
             await self._too_large()(scope, receive, send)
             return
@@ -115,7 +116,20 @@ class RequestLimitsMiddleware:
             return
         if body is None:  # the client left while sending
             return
+        if wrong_type and body:  # a chunked body, with no Content-Length to refuse it by
+            await self._unsupported(scope)(scope, receive, send)
+            return
         await self._run(scope, receive, send, body)
+
+    @staticmethod
+    def _unsupported(scope: dict) -> Any:
+        got = _content_type(scope)
+        return error_response(
+            415,
+            "content-type",
+            f"must be application/json, got {clip(got) if got else 'none'}",
+            "unsupported_media_type",
+        )
 
     def _too_large(self) -> Any:
         return error_response(

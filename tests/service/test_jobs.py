@@ -33,8 +33,6 @@ LIMITS = {
     "GAN_JOBS_MAX_ACTIVE": "3",
     "GAN_JOBS_MAX_STORAGE_BYTES": str(40 * 1024 * 1024),
 }
-# PUT and POST without a body still need a JSON content type (the request limits).
-JSON = {"content-type": "application/json"}
 FINAL = ("completed", "failed", "canceled", "interrupted", "expired")
 
 
@@ -76,9 +74,7 @@ def fetch(server: LiveServer, task_id: str) -> requests.Response:
 
 
 def cancel(server: LiveServer, task_id: str) -> requests.Response:
-    return requests.put(
-        f"{server.url}/jobs/cancel", params={"task_id": task_id}, headers=JSON, timeout=30
-    )
+    return requests.put(f"{server.url}/jobs/cancel", params={"task_id": task_id}, timeout=30)
 
 
 def generated(server: LiveServer, model: str, seed: int, label: str | None) -> np.ndarray:
@@ -127,9 +123,7 @@ def test_same_job_gives_the_same_bytes_and_tar_matches_generate(server: LiveServ
     body = {"model": DCGAN, "total": 70, "seed": 4242, "format": "tar", "truncation": 0.8}
     first = submit(server, body).json()["task_id"]
     done_first, _ = wait(server, first)
-    again = requests.post(
-        f"{server.url}/jobs/retry", params={"task_id": first}, headers=JSON, timeout=30
-    )
+    again = requests.post(f"{server.url}/jobs/retry", params={"task_id": first}, timeout=30)
     assert again.status_code == 200, again.text
     done_again, _ = wait(server, again.json()["task_id"])
     assert done_first["status"] == done_again["status"] == "completed"
@@ -179,6 +173,23 @@ def test_cancel_stops_a_running_job_and_leaves_no_file(server: LiveServer, jobs_
     gone = fetch(server, task_id)
     assert gone.status_code == 409 and "canceled" in gone.json()["error"]
     assert not list((jobs_dir / "results").glob(f"*{task_id}*"))
+
+
+def test_bodyless_cancel_and_retry_pass_and_a_text_body_gets_415(server: LiveServer) -> None:
+    # BentoML's task client sends cancel and retry with no body and no content type.
+    first = submit(server, {"model": DCGAN, "total": 10, "seed": 5}).json()["task_id"]
+    wait(server, first)
+    url = f"{server.url}/jobs"
+    bare = requests.post(f"{url}/retry", params={"task_id": first}, timeout=30)
+    assert bare.status_code == 200, bare.text
+    again = bare.json()["task_id"]
+    stopped = requests.put(f"{url}/cancel", params={"task_id": again}, timeout=30)
+    assert stopped.status_code == 200 and stopped.json()["task_id"] == again, stopped.text
+    wait(server, again)
+    text = {"data": "{}", "headers": {"content-type": "text/plain"}, "timeout": 30}
+    for method, route in (("PUT", "cancel"), ("POST", "retry"), ("POST", "submit")):
+        r = requests.request(method, f"{url}/{route}", params={"task_id": first}, **text)
+        assert r.status_code == 415 and r.json()["error"].startswith("content-type"), r.text
 
 
 def test_bad_submissions_get_a_4xx_naming_the_field(server: LiveServer) -> None:
