@@ -7,6 +7,7 @@ The request path through both batching modes is drawn in docs/architecture.md.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import TypeVar
@@ -23,6 +24,7 @@ from service.access_log import AccessLogMiddleware
 from service.animation import animation_bytes
 from service.auth import BearerAuthMiddleware
 from service.batching import GanGenerator, make_backend
+from service.batching.admission import AdmissionControl
 from service.docs_ui import docs_routes
 from service.errors import ClientGone, ErrorShapeMiddleware, Overloaded, RequestError
 from service.header_timeout import HeaderTimeoutMiddleware
@@ -47,6 +49,9 @@ SETTINGS = runtime.settings()
 REGISTRY = runtime.registry()
 LIMITS = runtime.limits()
 logs.configure(LIMITS.log_format)
+
+# This worker's admission control once GanService has started (the intake middleware reads it).
+ADMISSION: list[AdmissionControl] = []
 
 # Below this many pixels per channel, encoding costs about what a hop to a thread does.
 INLINE_ENCODE_MAX_PIXELS = 4 * 32 * 32
@@ -89,6 +94,7 @@ class GanService:
 
     def __init__(self) -> None:
         self.backend = make_backend(SETTINGS, REGISTRY, self.generator, LIMITS)
+        ADMISSION.append(self.backend)
         workers.announce("api")
         logger.info("serving %s with %s inference", list(REGISTRY), SETTINGS.batching)
         self.jobs = start_job_runner(self.backend)
@@ -207,6 +213,29 @@ class GanService:
         return Response(body, media_type=FORMATS[request.format], headers=headers)  # type: ignore[return-value]
 
 
+def shed_before_parsing(path: str, body: bytes) -> Response | None:
+    """503 for a request whose model's queue is full, read from the raw JSON body: under a
+    flood, BentoML's parsing and validation of requests about to be shed is most of what
+    shedding costs, and it runs on the loop the admitted requests need."""
+    if not ADMISSION or path not in ("/generate", "/samples", "/interpolate"):
+        return None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    model = data.get("model") or next(iter(REGISTRY))
+    if path == "/interpolate":
+        images = data.get("steps", 8)
+    else:
+        images = len(data["z"]) if isinstance(data.get("z"), list) else data.get("n", 1)
+    if model not in REGISTRY or type(images) is not int:
+        return None  # validation answers it
+    overloaded = ADMISSION[0].shed_now(model, images)
+    return None if overloaded is None else overloaded.response()
+
+
 # Outermost first: the access log sees the final answer, in the one error shape.
 GanService.add_asgi_middleware(RequestIdMiddleware)
 GanService.add_asgi_middleware(AccessLogMiddleware)
@@ -223,6 +252,7 @@ GanService.add_asgi_middleware(
         *(f"/jobs{r.path}" for r in jobs_app.routes if r.methods & BODY_METHODS),  # type: ignore[attr-defined]
     ],
     bodyless_paths=["/jobs/cancel", "/jobs/retry"],
+    shed=shed_before_parsing,
 )
 
 # Bulk generation jobs (service/jobs): BentoML's task routes, on the service's own store.

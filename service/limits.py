@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from service.errors import clip, error_response
@@ -74,6 +74,7 @@ class RequestLimitsMiddleware:
         json_paths: Iterable[str] = (),
         json_prefixes: Iterable[str] = (),
         bodyless_paths: Iterable[str] = (),
+        shed: Callable[[str, bytes], Any] | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
@@ -83,6 +84,9 @@ class RequestLimitsMiddleware:
         self.json_prefixes = tuple(json_prefixes)
         # JSON routes that take no body: a bare request is fine, a non-JSON body is not.
         self.bodyless_paths = frozenset(bodyless_paths)
+        # shed(path, body) -> a 503 response or None: admission control's check on the raw
+        # body, so a flood is turned away before BentoML parses and validates it.
+        self.shed = shed
 
     def _takes_json(self, scope: dict) -> bool:
         path = scope["path"]
@@ -119,6 +123,11 @@ class RequestLimitsMiddleware:
         if wrong_type and body:  # a chunked body, with no Content-Length to refuse it by
             await self._unsupported(scope)(scope, receive, send)
             return
+        if self.shed is not None and body and self._takes_json(scope):
+            answer = self.shed(scope["path"], body)
+            if answer is not None:
+                await answer(scope, receive, send)
+                return
         await self._run(scope, receive, send, body)
 
     @staticmethod

@@ -128,6 +128,15 @@ class AdmissionControl:
             logger.info("admission bounds at start (images per model in flight): %s", start)
         return default_bound(self._rate(model), self.latency_target_ms)
 
+    def _bound_now(self, model: str) -> int | None:
+        """The bound as of now; None before the first request measured the capacity."""
+        fixed = self._bounds.get(model)
+        if fixed is not None:
+            return fixed
+        if model not in self._measured:
+            return None
+        return default_bound(self._rate(model), self.latency_target_ms)
+
     def _rate(self, model: str) -> float:
         """Images/s: completed while saturated, if measured lately; else the start-up one.
         Light traffic completes only what clients send, which says nothing of capacity."""
@@ -139,12 +148,9 @@ class AdmissionControl:
     def shed_now(self, model: str, images: int) -> Overloaded | None:
         """The 503 a request for `images` images of `model` would get right now, if any:
         callers check before planning, since drawing 64 latents costs more than shedding."""
-        if model not in self._measured and self._bounds.get(model) is None:
-            return None  # bounds not known before the first request
-        fixed = self._bounds.get(model)
-        bound = (
-            fixed if fixed is not None else default_bound(self._rate(model), self.latency_target_ms)
-        )
+        bound = self._bound_now(model)
+        if bound is None:
+            return None  # not known before the first request
         queued = self.queued[model]
         if queued and queued + images > bound:
             return self._reject(
@@ -163,8 +169,11 @@ class AdmissionControl:
         since = self._busy_since.get(model)
         if since is None:
             return
+        bound = self._bound_now(model)
+        if bound is None or self._bounds.get(model) is not None:
+            return  # a fixed bound needs no estimate
         waiting = self.queued[model] - images
-        if waiting < default_bound(self._rate(model), self.latency_target_ms) / 2:
+        if waiting < bound / 2:
             self._busy_since[model] = now  # not saturated: start the span again
             self._done[model].clear()
             return
