@@ -23,12 +23,18 @@ JOB_LIMITS = {
     "GAN_JOBS_CHUNK_IMAGES": "16",
     "GAN_JOBS_MAX_STORAGE_BYTES": str(16 << 20),
 }
-# A submit that fits JobRequest may still get 422: a class the model lacks, more images in
-# all than GAN_JOBS_MAX_IMAGES (rules across keys and fields that the schema cannot state).
+# A body that fits the schema may still get 422 where a rule spans fields or depends on the
+# model, which JSON Schema cannot state: a job's class the model lacks or more images in all
+# than GAN_JOBS_MAX_IMAGES; a walk's frames in all (waypoints x steps), a z of the wrong
+# length for the chosen model, a label on an unconditional model.
 CONFIG = """
 [[operations]]
 include-path = "/jobs/submit"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "409", "422", "429"]
+
+[[operations]]
+include-path = "/walk"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "422"]
 """
 
 
