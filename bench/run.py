@@ -134,7 +134,12 @@ def main() -> None:
     p.add_argument("--no-tail", action="store_true", help="skip the tail before/after run")
     p.add_argument("--model", default=None, help="model to load-test (default: first cGAN)")
     p.add_argument("--out", type=Path, default=ROOT / "BENCHMARKS.md")
-    p.add_argument("--json", type=Path, default=None, help="also dump raw results here")
+    p.add_argument(
+        "--json",
+        type=Path,
+        default=ROOT / "bench" / "results" / "latest.json",
+        help="raw results dumped here (bench/results/ is not tracked)",
+    )
     args = p.parse_args()
 
     t0 = time.time()
@@ -260,6 +265,7 @@ def main() -> None:
     existing = args.out.read_text() if args.out.exists() else ""
     args.out.write_text(report.merge(existing, report.render(run)))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(asdict(run), indent=1, default=str))
     print("\n".join(report.targets_table(run.issue)))
     print(f"wrote {args.out} in {run.wall_s / 60:.1f} min")
