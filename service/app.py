@@ -249,7 +249,7 @@ GanService.add_asgi_middleware(
     body_timeout_s=LIMITS.body_timeout_s,
     json_paths=[
         *(api.route for api in GanService.apis.values()),
-        *(f"/jobs{r.path}" for r in jobs_app.routes if r.methods & BODY_METHODS),  # type: ignore[attr-defined]
+        *(f"/jobs{r.path}" for r in jobs_app.routes if r.methods & BODY_METHODS),
     ],
     bodyless_paths=["/jobs/cancel", "/jobs/retry"],
     shed=shed_before_parsing,

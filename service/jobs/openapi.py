@@ -50,7 +50,7 @@ def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _errors(statuses: dict[str, str], common: dict[str, Any]) -> dict[str, Any]:
-    out = {code: common[code] for code in ("401", "500") if code in common}
+    out: dict[str, Any] = {code: common[code] for code in ("401", "500") if code in common}
     out.update({code: _json(text, ERROR) for code, text in statuses.items()})
     return out
 
