@@ -15,7 +15,18 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from bench import flops, inference, loadgen, machine, profile, report, servers, standin, targets
+from bench import (
+    ceiling,
+    flops,
+    inference,
+    loadgen,
+    machine,
+    profile,
+    report,
+    servers,
+    standin,
+    targets,
+)
 from bench.common import ROOT, describe_options, devices, session
 from service.registry import load_entry
 
@@ -247,7 +258,7 @@ def main() -> None:
             for s in chosen
             if s.name.startswith(("service", "svc-"))
         },
-        issue=targets.issue_targets(
+        issue=ceiling.issue_targets(
             load,
             standin_run.get("standin_load", []),  # type: ignore[arg-type]
             tail_before,
