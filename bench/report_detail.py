@@ -84,40 +84,38 @@ def _standin_section(run: Run) -> list[str]:
     clients = sorted({p.clients for p in run.standin_load})
     by = {(p.server, p.clients): p for p in run.standin_load}
     bento = {c: by.get(("bare-bento", c)) for c in clients}
-    rows = []
-    for name in servers:
-        row = [name]
-        for c in clients:
-            p = by.get((name, c))
-            b = bento[c]
-            if p is None:
-                row.append("–")
-                continue
-            share = f" ({p.req_per_s / b.req_per_s:.0%})" if b and name != "bare-bento" else ""
-            row.append(f"{p.req_per_s:,.0f}{share}")
-        rows.append(row)
+
+    def versus_bento(cell) -> list[list[str]]:
+        """One row per server, one cell per client count: `cell(point, bare BentoML's point
+        or None)`, "–" where the server has no point there."""
+        return [
+            [name]
+            + [
+                "–"
+                if by.get((name, c)) is None
+                else cell(by[(name, c)], bento[c] if name != "bare-bento" else None)
+                for c in clients
+            ]
+            for name in servers
+        ]
+
+    header = ["server", *[f"{c} clients" for c in clients]]
+    shares = versus_bento(
+        lambda p, b: f"{p.req_per_s:,.0f}" + (f" ({p.req_per_s / b.req_per_s:.0%})" if b else "")
+    )
+    tails = versus_bento(
+        lambda p, b: (
+            f"{p.p50_ms:.1f} / {p.p99_ms:.1f}" + (f" ({p.p99_ms / b.p99_ms:.2f}×)" if b else "")
+        )
+    )
     out += [
         "Requests/s (one image each), and as a share of bare BentoML:",
         "",
-        *_table(["server", *[f"{c} clients" for c in clients]], rows),
+        *_table(header, shares),
         "",
-    ]
-    rows = []
-    for name in servers:
-        row = [name]
-        for c in clients:
-            p = by.get((name, c))
-            b = bento[c]
-            if p is None:
-                row.append("–")
-                continue
-            ratio = f" ({p.p99_ms / b.p99_ms:.2f}×)" if b and name != "bare-bento" else ""
-            row.append(f"{p.p50_ms:.1f} / {p.p99_ms:.1f}{ratio}")
-        rows.append(row)
-    out += [
         "p50 / p99 ms, and p99 over bare BentoML's:",
         "",
-        *_table(["server", *[f"{c} clients" for c in clients]], rows),
+        *_table(header, tails),
         "",
     ]
     rows = [
