@@ -226,6 +226,8 @@ def shed_before_parsing(path: str, body: bytes) -> Response | None:
     if not isinstance(data, dict):
         return None
     model = data.get("model") or next(iter(REGISTRY))
+    if not isinstance(model, str):
+        return None  # validation answers it
     if path == "/interpolate":
         images = data.get("steps", 8)
     else:

@@ -404,9 +404,12 @@ def test_latents_at_and_past_the_float32_range(server: LiveServer) -> None:
 
 
 def test_json_types_are_strict(server: LiveServer) -> None:
-    for body in ({"seed": False}, {"n": "2"}, {"n": True}, {"truncation": "0.5"}):
-        r = post(server.url, "/generate", body)
-        assert r.status_code == 400, (body, r.text)
+    odd = [{"seed": False}, {"n": "2"}, {"n": True}, {"truncation": "0.5"}, {"n": [1]}]
+    odd += [{"model": [None, None]}, {"model": {"a": 1}}, {"model": 5}, {"z": 5}, [1], "x"]
+    for route in ("/generate", "/samples", "/interpolate"):
+        for body in odd:  # the intake middleware reads the raw body first: none may hang it
+            r = requests.post(f"{server.url}{route}", json=body, timeout=10)
+            assert r.status_code == 400, (route, body, r.text)
 
 
 def test_unknown_routes_and_methods_answer_in_the_error_shape(server: LiveServer) -> None:
