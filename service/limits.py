@@ -20,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from service.errors import clip, error_response
+
+logger = logging.getLogger("service.limits")
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Probes and scrapes pass untouched: they must stay fast whatever the load.
@@ -124,7 +127,11 @@ class RequestLimitsMiddleware:
             await self._unsupported(scope)(scope, receive, send)
             return
         if self.shed is not None and body and self._takes_json(scope):
-            answer = self.shed(scope["path"], body)
+            try:
+                answer = self.shed(scope["path"], body)
+            except Exception:  # a fault here must not leave the request unanswered
+                logger.exception("admission check on %s failed; the request goes on", scope["path"])
+                answer = None
             if answer is not None:
                 await answer(scope, receive, send)
                 return
