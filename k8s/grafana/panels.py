@@ -134,7 +134,7 @@ def panel_specs() -> list[PanelSpec]:
         PanelSpec(
             "Rejected requests by reason",
             "Requests never computed, per second: shed with 503 under overload (queue_full, "
-            "deadline, batcher_overloaded) or abandoned by their client (client_gone). Empty "
+            "deadline) or abandoned by their client (client_gone). Empty "
             "until a pod has rejected one: the counter appears with its first rejection. "
             "Sustained shedding over the orange line warns.",
             "reqps",
