@@ -7,7 +7,6 @@ Whether each panel's query returns sane data is tests/deploy/test_deploy_prometh
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -17,6 +16,7 @@ from types import ModuleType
 import yaml
 
 from harness import REPO_ROOT
+from tests.deploy.scripts import load_script
 
 ROOT = REPO_ROOT
 GRAFANA = ROOT / "k8s" / "grafana"
@@ -35,12 +35,7 @@ REQUIRED_PANELS = (
 
 def generator() -> ModuleType:
     """k8s/grafana/dashboard.py is a script, not a package module: load it by path."""
-    spec = importlib.util.spec_from_file_location("gan_dashboard", GRAFANA / "dashboard.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
+    return load_script(GRAFANA / "dashboard.py")
 
 
 def test_committed_files_equal_generator_output() -> None:

@@ -9,7 +9,6 @@ schema in that bundle, so their wiring is checked by hand; the rules also by pro
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -25,6 +24,7 @@ from kubernetes_validate.utils import latest_version
 
 from harness import REPO_ROOT
 from harness.live_server import LiveServer
+from tests.deploy.scripts import load_script
 
 ROOT = REPO_ROOT
 K8S = ROOT / "k8s"
@@ -69,16 +69,6 @@ def by_kind(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     kinds = [d["kind"] for d in docs]
     assert len(kinds) == len(set(kinds)), f"duplicate kinds: {kinds}"
     return {d["kind"]: d for d in docs}
-
-
-def load_script(path: Path) -> Any:
-    """A generator script beside the manifests (not a package module), loaded by path."""
-    spec = importlib.util.spec_from_file_location(f"gan_{path.stem}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up here
-    spec.loader.exec_module(module)
-    return module
 
 
 def promtool() -> str:
