@@ -7,9 +7,12 @@ overlaps the loop's HTTP work (docs/architecture.md says why threads, not the lo
 batches). No fixed wait window: a lone client pays no batching delay. Each request keeps
 its own latents, so its pixels do not depend on what else shared the batch.
 
-A model whose calls are cheap (on a GPU, or a tiny graph) skips the threads when nothing is
-queued or running: the hand-off to a thread and back costs more than the call itself, so
-it runs on the event loop (`inline_max_s`, from the measured time per image).
+A call skips the threads and runs on the event loop when nothing is queued or running and
+either it is cheap (on a GPU, or a tiny graph: `inline_max_s`, from the measured time per
+image) or it is alone: no other request reached the batcher after one turn of the loop,
+and it takes at most `LONE_INLINE_MAX_S`. The hand-off to a thread and back costs CPU and
+a wake-up on each side, which a lone client pays in full; with company, the threads let
+the loop read the next requests while a batch runs.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from service.batching.admission import NotStarted, Ticket
 from service.metrics import record_queue
 
 Run = Callable[[np.ndarray, np.ndarray | None], np.ndarray]
+
+# A lone request blocks the loop at most this long when it runs there; the requests that
+# arrive meanwhile wait in their sockets no longer than a naive server would make them.
+LONE_INLINE_MAX_S = 0.02
 
 
 @dataclass
@@ -88,17 +95,28 @@ class MicroBatcher:
         self._idle = 0  # inference threads waiting for work
         self._dropped: list[_Pending] = []  # taken from the queue: their clients had left
         self._per_image_s: float | None = None  # moving average of a call's time per image
+        self._callers = 0  # requests inside run() on the event loop right now
 
-    def _inline(self, images: int) -> bool:
-        """Run on the loop: nothing queued or running, and the call is known to be cheap."""
+    def _nothing_waiting(self) -> bool:
+        return not self._queue and not self._running
+
+    def _cheap(self, images: int) -> bool:
+        """Known to cost less than the hand-off to a thread (`inline_max_s`)."""
         per_image = self._per_image_s
         return (
             self.inline_max_s > 0
             and per_image is not None
             and per_image * images <= self.inline_max_s
-            and not self._queue
-            and not self._running
         )
+
+    async def _alone(self, images: int) -> bool:
+        """No other request arrives within one turn of the loop, and the call is short."""
+        per_image = self._per_image_s
+        if self.inline_max_s <= 0 or per_image is None or per_image * images > LONE_INLINE_MAX_S:
+            return False
+        # Requests read in the same turn of the loop run up to here before this one resumes.
+        await asyncio.sleep(0)
+        return self._callers == 1 and self._nothing_waiting()
 
     def _timed_run(self, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
         # This thread's CPU time: ONNX Runtime runs on the calling thread, and waits for the
@@ -115,9 +133,18 @@ class MicroBatcher:
     ) -> np.ndarray:
         """The rows for z; with a ticket, withdrawn unrun (NotStarted) if the ticket's
         deadline passes or its client leaves before a thread takes the request."""
-        if self._inline(len(z)):
-            record_queue(self.model, 0.0)
-            return self._timed_run(z, y)
+        self._callers += 1
+        try:
+            if self._nothing_waiting() and (self._cheap(len(z)) or await self._alone(len(z))):
+                record_queue(self.model, 0.0)
+                return self._timed_run(z, y)
+            return await self._queued(z, y, ticket)
+        finally:
+            self._callers -= 1
+
+    async def _queued(
+        self, z: np.ndarray, y: np.ndarray | None, ticket: Ticket | None
+    ) -> np.ndarray:
         loop = asyncio.get_running_loop()
         item = _Pending(z, y, loop, loop.create_future(), ticket)
         with self._ready:

@@ -6,6 +6,7 @@ it, and the tests wait on its events (each wait bounded by a deadline).
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 
@@ -236,6 +237,54 @@ def test_cheap_calls_run_on_the_event_loop_when_nothing_is_queued() -> None:
     main_thread = threading.main_thread().name
     assert threads[0] != main_thread and threads[1] == main_thread
     assert main_thread not in threads[2:]
+
+
+def test_a_lone_request_runs_on_the_loop_and_concurrent_ones_batch_on_threads() -> None:
+    calls: list[tuple[str, int]] = []
+
+    def run(z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        calls.append((threading.current_thread().name, len(z)))
+        return z * 2
+
+    # Nothing counts as cheap (1 ns), so only the lone-request rule can put a call inline.
+    batcher = MicroBatcher("m", run, max_batch_size=8, inline_max_s=1e-9)
+
+    async def main() -> None:
+        one = np.ones((1, 2), np.float32)
+        await batcher.run(one, None)  # measures the cost, on a thread
+        await batcher.run(one, None)  # alone: on the loop
+        together = await asyncio.gather(*(batcher.run(one * k, None) for k in range(3)))
+        for k, out in enumerate(together):
+            np.testing.assert_array_equal(out, one * k * 2)
+
+    asyncio.run(main())
+    main_thread = threading.main_thread().name
+    assert calls[0][0] != main_thread and calls[1][0] == main_thread
+    # Three requests read in the same turn of the loop: none inline, merged into one batch.
+    assert all(name != main_thread for name, _ in calls[2:]), calls
+    assert [n for _, n in calls[2:]] == [3], calls
+
+
+def test_a_lone_request_too_long_for_the_loop_still_goes_to_a_thread() -> None:
+    from service.batching.microbatcher import LONE_INLINE_MAX_S
+
+    threads: list[str] = []
+
+    def run(z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
+        threads.append(threading.current_thread().name)
+        start = time.thread_time()
+        while time.thread_time() - start < LONE_INLINE_MAX_S * 1.5:  # CPU, as ORT spends it
+            pass
+        return z
+
+    batcher = MicroBatcher("m", run, max_batch_size=8, inline_max_s=1e-9)
+
+    async def main() -> None:
+        for _ in range(2):
+            await batcher.run(np.ones((1, 2), np.float32), None)
+
+    asyncio.run(main())
+    assert threading.main_thread().name not in threads
 
 
 def test_tickets_withdraw_late_requests_and_drop_abandoned_ones_unrun() -> None:
