@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 from importlib import metadata
+from pathlib import Path
 
 import onnxruntime as ort
 
@@ -84,7 +85,18 @@ def busy_processes() -> list[str]:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    return [line for line in out.splitlines() if "pgrep" not in line]
+    return [
+        line for line in out.splitlines() if "pgrep" not in line and not _stopped(line.split()[0])
+    ]
+
+
+def _stopped(pid: str) -> bool:
+    """A process paused with SIGSTOP (state T) takes no CPU while it stays paused."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("T", "t")
 
 
 def load_average() -> str:
