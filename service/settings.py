@@ -11,7 +11,7 @@
 | `GAN_IO_BINDING` | `auto` | `on`, `off`, or `auto` = on exactly when a model runs on a GPU |
 | `GAN_MAX_LATENCY_MS` | `5000` | adaptive path: requests queued longer than this get 503 |
 | `GAN_WORKERS` | `auto` | API processes; `auto`: 1 per usable core (≤ 8); adaptive on CPU: 1 |
-| `GAN_INLINE_MAX_US` | `500` | in-process: calls expected to take ≤ this (or lone ≤ 20 ms) run on the loop if idle; 0 off |
+| `GAN_INLINE_MAX_US` | `500` | in-process: calls ≤ this (lone ones: 20 ms) run on the loop; 0 off |
 | `GAN_SPLIT_BATCHES` | `on` | in-process: idle inference threads share the queued work; or `off` |
 
 Limits on what one client may ask (`Limits`, README "Limits"):
