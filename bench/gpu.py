@@ -5,6 +5,8 @@
 Prints, in order:
 1. the ONNX Runtime provider each model actually runs on (a silent CPU fallback shows here);
 2. raw `session.run` images/s per batch size, FP32 and FP16, with and without IO binding;
+   then, per cuDNN search mode (`GAN_CUDNN_CONV_SEARCH`), what the first call at a batch size
+   the session has not seen costs: the price a batcher pays for every new batch size;
 3. the service with the GPU defaults (`auto_defaults(accelerator=True)`) against the naive
    server with as many processes, at 1, 64 and 128 single-image clients;
 4. GPU utilisation and memory sampled (nvidia-smi) while the service is loaded.
@@ -19,7 +21,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -32,10 +36,12 @@ from bench import inference, loadgen, servers
 from bench.common import providers_for, shipped_models
 from harness.fp16 import fp16_variant
 from service.engine import Engine
-from service.settings import accelerator_available, auto_defaults
+from service.inputs import model_inputs
+from service.settings import CUDNN_CONV_SEARCH, accelerator_available, auto_defaults
 
 CLIENTS = (1, 64, 128)
 BATCHES = (1, 8, 64, 256)
+UNSEEN_BATCHES = (2, 3, 5, 12, 24, 48, 100)  # none of them among Engine's warm-up sizes
 
 
 @dataclass
@@ -124,7 +130,46 @@ def _raw(device: str, seconds: float, batches: tuple[int, ...]) -> None:
                 )
 
 
-def _load(device: str, seconds: float, clients: tuple[int, ...]) -> None:
+def _unseen_batches(device: str) -> None:
+    """First call at a batch size the session has not run yet vs later calls, per search mode."""
+    print(
+        f"\n== 2b. first call at an unseen batch size ({device}; sizes "
+        f"{', '.join(map(str, UNSEEN_BATCHES))}) ==",
+        flush=True,
+    )
+    print(f"  {'model':<20} {'cuDNN search':<12} {'first call ms':>14} {'later calls ms':>15}")
+    before = os.environ.get("GAN_CUDNN_CONV_SEARCH")
+    try:
+        for mode in CUDNN_CONV_SEARCH:
+            os.environ["GAN_CUDNN_CONV_SEARCH"] = mode
+            for model in shipped_models():
+                engine = Engine(model, providers_for(device), announce=False)
+                first, later = [], []
+                for n in UNSEEN_BATCHES:
+                    feeds = model_inputs(model.card, n)
+                    first.append(_timed_ms(engine, feeds))
+                    later.append(statistics.median(_timed_ms(engine, feeds) for _ in range(3)))
+                print(
+                    f"  {model.name:<20} {mode:<12} {statistics.mean(first):>14.2f} "
+                    f"{statistics.mean(later):>15.2f}",
+                    flush=True,
+                )
+    finally:
+        if before is None:
+            os.environ.pop("GAN_CUDNN_CONV_SEARCH", None)
+        else:
+            os.environ["GAN_CUDNN_CONV_SEARCH"] = before
+
+
+def _timed_ms(engine: Engine, feeds: dict) -> float:
+    start = time.perf_counter()
+    engine.run_float(feeds["z"], feeds.get("y"))
+    return (time.perf_counter() - start) * 1000
+
+
+def _load(device: str, seconds: float, clients: tuple[int, ...], variants: tuple[str, ...]) -> None:
+    """The service under the GPU defaults (and each `variants` entry: KEY=VALUE,... on top of
+    them) against the naive server with as many processes, single-image clients."""
     batching, workers = auto_defaults(accelerator=True)
     env = {"GAN_BATCHING": batching, "GAN_WORKERS": str(workers)}
     if device == "cpu":
@@ -135,31 +180,37 @@ def _load(device: str, seconds: float, clients: tuple[int, ...]) -> None:
         f"vs naive ({workers} process{'es' if workers > 1 else ''}), single images ==",
         flush=True,
     )
-    service = servers.Server("service", "", servers.bentoml_service, env)
-    naive = servers.Server(
-        "naive",
-        "",
-        functools.partial(servers.python_server, functools.partial(servers.naive, workers=workers)),
-        env,
+    naive_cmd = functools.partial(servers.naive, workers=workers)
+    runs = [servers.Server("service", "", servers.bentoml_service, env)]
+    for variant in variants:
+        extra = dict(item.split("=", 1) for item in variant.split(",") if item)
+        runs.append(servers.Server(f"service {variant}", "", servers.bentoml_service,
+                                   {**env, **extra}))  # fmt: skip
+    runs.append(
+        servers.Server("naive", "", functools.partial(servers.python_server, naive_cmd), env)
     )
     results: dict[str, dict[int, loadgen.LoadPoint]] = {}
     sampler = GpuSampler()
-    for server in (service, naive):
+    for server in runs:
         results[server.name] = {}
         with server.start() as srv:
             for c in clients:
-                if server is service and c == max(clients):
+                if server is runs[0] and c == max(clients):
                     with sampler:
                         point = _point(srv, server.name, c, seconds, model)
                 else:
                     point = _point(srv, server.name, c, seconds, model)
                 results[server.name][c] = point
                 print(loadgen.fmt_point(point), flush=True)
-    print(f"\n  {'clients':>7} {'service img/s':>14} {'naive img/s':>12} {'ratio':>6}")
-    for c in clients:
-        s, n = results["service"][c], results["naive"][c]
-        ratio = s.images_per_s / n.images_per_s if n.images_per_s else float("nan")
-        print(f"  {c:>7} {s.images_per_s:>14,.0f} {n.images_per_s:>12,.0f} {ratio:>6.2f}")
+    width = max(len(name) for name in results)
+    print(f"\n  {'server':<{width}} {'clients':>7} {'img/s':>9} {'p99 ms':>8} {'/ naive':>8}")
+    for name, points in results.items():
+        for c in clients:
+            s, n = points[c], results["naive"][c]
+            ratio = s.images_per_s / n.images_per_s if n.images_per_s else float("nan")
+            print(
+                f"  {name:<{width}} {c:>7} {s.images_per_s:>9,.0f} {s.p99_ms:>8.1f} {ratio:>8.2f}"
+            )
     print(f"\n== 4. GPU during the service's {max(clients)}-client run ==", flush=True)
     print(f"  {sampler.summary()}", flush=True)
 
@@ -188,6 +239,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--load-seconds", type=float, default=6.0, help="seconds per load point")
     p.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
     p.add_argument("--clients", type=int, nargs="+", default=list(CLIENTS))
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="also run the service with these settings on top of the GPU defaults "
+        "(e.g. GAN_CUDNN_CONV_SEARCH=exhaustive); repeatable",
+    )
     args = p.parse_args(argv)
     if args.dry_run:
         device = "cpu"
@@ -204,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"GPU check on {device}{' (dry run: CPU provider)' if args.dry_run else ''}")
     _providers(device)
     _raw(device, args.seconds, tuple(args.batches))
-    _load(device, args.load_seconds, tuple(args.clients))
+    _unseen_batches(device)
+    _load(device, args.load_seconds, tuple(args.clients), tuple(args.variant))
     print(f"\nGPU check done in {time.time() - t0:.0f} s")
     return 0
 

@@ -21,6 +21,7 @@ from service.imaging import to_uint8
 from service.inputs import model_inputs
 from service.metrics import record_batch
 from service.registry import ModelEntry, ModelFolderError
+from service.settings import cudnn_conv_search
 
 logger = logging.getLogger("service.engine")
 
@@ -36,6 +37,13 @@ def _dims_match(actual: list[object], expected: list[int | None]) -> bool:
     )
 
 
+def provider_options(provider: str) -> dict[str, str]:
+    """Per-provider options: the CUDA provider's cuDNN search mode (`GAN_CUDNN_CONV_SEARCH`)."""
+    if provider == "CUDAExecutionProvider":
+        return {"cudnn_conv_algo_search": cudnn_conv_search()}
+    return {}
+
+
 def open_session(entry: ModelEntry, providers: list[str], threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -43,7 +51,12 @@ def open_session(entry: ModelEntry, providers: list[str], threads: int) -> ort.I
     available = set(ort.get_available_providers())
     wanted = [p for p in providers if p in available] or ["CPUExecutionProvider"]
     try:
-        return ort.InferenceSession(str(entry.onnx_path), sess_options=options, providers=wanted)
+        return ort.InferenceSession(
+            str(entry.onnx_path),
+            sess_options=options,
+            providers=wanted,
+            provider_options=[provider_options(p) for p in wanted],
+        )
     except Exception as exc:  # ORT raises its own types for protobuf/graph errors
         raise ModelFolderError(f"{entry.onnx_path}: ONNX Runtime cannot load it: {exc}") from exc
 

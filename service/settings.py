@@ -13,6 +13,7 @@
 | `GAN_WORKERS` | `auto` | API processes; `auto`: 1 per usable core (≤ 8); adaptive on CPU: 1 |
 | `GAN_INLINE_MAX_US` | `500` | in-process: calls ≤ this (lone ones: 20 ms) run on the loop; 0 off |
 | `GAN_SPLIT_BATCHES` | `on` | in-process: idle inference threads share the queued work; or `off` |
+| `GAN_CUDNN_CONV_SEARCH` | `heuristic` | cuDNN choice per new shape: `exhaustive`, `default` too |
 
 Limits on what one client may ask (`Limits`, README "Limits"):
 
@@ -99,6 +100,23 @@ def _switch_env(name: str) -> bool | None:
     return choices[raw]
 
 
+# ONNX Runtime's CUDA provider benchmarks every cuDNN algorithm ("EXHAUSTIVE", its default)
+# the first time it sees an input shape. A batcher makes a new shape of every batch size it
+# merges, so that search landed on live requests: on an H100 the service served 0.32x the
+# naive server at 64 clients with it (README, "On a GPU").
+CUDNN_CONV_SEARCH = {"exhaustive": "EXHAUSTIVE", "heuristic": "HEURISTIC", "default": "DEFAULT"}
+
+
+def cudnn_conv_search() -> str:
+    """`GAN_CUDNN_CONV_SEARCH` as the CUDA provider's `cudnn_conv_algo_search` value."""
+    raw = os.environ.get("GAN_CUDNN_CONV_SEARCH", "").strip().lower() or "heuristic"
+    if raw not in CUDNN_CONV_SEARCH:
+        raise SettingsError(
+            f"GAN_CUDNN_CONV_SEARCH={raw!r}: use one of {', '.join(CUDNN_CONV_SEARCH)}"
+        )
+    return CUDNN_CONV_SEARCH[raw]
+
+
 def parse_providers(raw: str) -> list[str]:
     """`cuda,cpu` -> ONNX Runtime provider names; CPU is always the last resort."""
     names = [p.strip().lower() for p in raw.split(",") if p.strip()]
@@ -133,6 +151,7 @@ class Settings:
         mode = os.environ.get("GAN_BATCHING", "auto").strip().lower() or "auto"
         if mode not in ("auto", "adaptive", "inprocess"):
             raise SettingsError(f"GAN_BATCHING={mode!r}: use auto, adaptive or inprocess")
+        cudnn_conv_search()  # a bad value stops the start, not the first CUDA session
         accelerator = accelerator_available(providers)
         auto_mode, auto_workers = auto_defaults(accelerator, mode if mode != "auto" else None)
         mode = mode if mode != "auto" else auto_mode

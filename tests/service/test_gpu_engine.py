@@ -41,6 +41,9 @@ def test_engine_runs_on_cuda_by_default(folder: Path) -> None:
     assert engine.provider == CUDA
     assert engine.session.get_providers()[0] == CUDA
     assert engine.io_binding and engine.output_device == "cuda"  # the default on a GPU
+    # No cuDNN benchmark per new batch size (service.settings.CUDNN_CONV_SEARCH).
+    options = engine.session.get_provider_options()[CUDA]
+    assert options["cudnn_conv_algo_search"] == "HEURISTIC"
     feeds = model_inputs(engine.card, 64)
     images = engine.run(feeds["z"], feeds.get("y"))
     assert images.dtype == np.uint8 and images.shape[0] == 64

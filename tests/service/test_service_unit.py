@@ -118,6 +118,21 @@ def test_provider_setting() -> None:
         parse_providers("rocm")
 
 
+def test_cuda_sessions_get_the_cudnn_search_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HEURISTIC unless GAN_CUDNN_CONV_SEARCH says otherwise; other providers get no options."""
+    from service.engine import provider_options
+
+    monkeypatch.delenv("GAN_CUDNN_CONV_SEARCH", raising=False)
+    cuda = "CUDAExecutionProvider"
+    assert provider_options(cuda) == {"cudnn_conv_algo_search": "HEURISTIC"}
+    monkeypatch.setenv("GAN_CUDNN_CONV_SEARCH", "Exhaustive")
+    assert provider_options(cuda) == {"cudnn_conv_algo_search": "EXHAUSTIVE"}
+    assert provider_options("CPUExecutionProvider") == {}
+    monkeypatch.setenv("GAN_CUDNN_CONV_SEARCH", "fastest")
+    with pytest.raises(SettingsError, match="GAN_CUDNN_CONV_SEARCH='fastest'"):
+        provider_options(cuda)
+
+
 def test_registry_loads_the_shipped_models() -> None:
     registry = load_registry(MODELS_DIR)
     assert set(registry) == {p.name for p in MODELS_DIR.glob(f"*/{CARD_FILE}") for p in [p.parent]}
@@ -199,6 +214,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         ("GAN_ORT_THREADS", "-1"),
         ("GAN_BATCHES_IN_FLIGHT", "0"),
         ("GAN_IO_BINDING", "maybe"),
+        ("GAN_CUDNN_CONV_SEARCH", "fastest"),
     ]
     for name, value in bad:
         monkeypatch.setenv(name, value)
