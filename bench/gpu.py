@@ -6,7 +6,8 @@ Prints, in order:
 1. the ONNX Runtime provider each model actually runs on (a silent CPU fallback shows here);
 2. raw `session.run` images/s per batch size, FP32 and FP16, with and without IO binding;
    then, per cuDNN search mode (`GAN_CUDNN_CONV_SEARCH`), what the first call at a batch size
-   the session has not seen costs: the price a batcher pays for every new batch size;
+   the session has not seen costs (the price a batcher pays for every new batch size), and
+   the same with batches padded to `GPU_BUCKETS` (`GAN_BATCH_BUCKETS`), warmed at start-up;
 3. the service with the GPU defaults (`auto_defaults(accelerator=True)`) against the naive
    server with as many processes, at 1, 64 and 128 single-image clients;
 4. GPU utilisation and memory sampled (nvidia-smi) while the service is loaded.
@@ -22,6 +23,7 @@ import argparse
 import asyncio
 import functools
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -35,7 +37,7 @@ from pathlib import Path
 from bench import inference, loadgen, servers
 from bench.common import providers_for, shipped_models
 from harness.fp16 import fp16_variant
-from service.engine import Engine
+from service.engine import GPU_BUCKETS, Engine
 from service.inputs import model_inputs
 from service.settings import CUDNN_CONV_SEARCH, accelerator_available, auto_defaults
 
@@ -131,27 +133,32 @@ def _raw(device: str, seconds: float, batches: tuple[int, ...]) -> None:
 
 
 def _unseen_batches(device: str) -> None:
-    """First call at a batch size the session has not run yet vs later calls, per search mode."""
+    """First call at a batch size the session has not run yet vs later calls, per cuDNN search
+    mode with batches at their own size, then with GPU_BUCKETS padding (warmed at start-up)."""
     print(
         f"\n== 2b. first call at an unseen batch size ({device}; sizes "
         f"{', '.join(map(str, UNSEEN_BATCHES))}) ==",
         flush=True,
     )
-    print(f"  {'model':<20} {'cuDNN search':<12} {'first call ms':>14} {'later calls ms':>15}")
+    print(
+        f"  {'model':<20} {'cuDNN search':<12} {'buckets':<8} {'first call ms':>14} "
+        f"{'later calls ms':>15}"
+    )
+    cases = [(mode, ()) for mode in CUDNN_CONV_SEARCH] + [("exhaustive", GPU_BUCKETS)]
     before = os.environ.get("GAN_CUDNN_CONV_SEARCH")
     try:
-        for mode in CUDNN_CONV_SEARCH:
+        for mode, buckets in cases:
             os.environ["GAN_CUDNN_CONV_SEARCH"] = mode
             for model in shipped_models():
-                engine = Engine(model, providers_for(device), announce=False)
+                engine = Engine(model, providers_for(device), announce=False, buckets=buckets)
                 first, later = [], []
                 for n in UNSEEN_BATCHES:
                     feeds = model_inputs(model.card, n)
                     first.append(_timed_ms(engine, feeds))
                     later.append(statistics.median(_timed_ms(engine, feeds) for _ in range(3)))
                 print(
-                    f"  {model.name:<20} {mode:<12} {statistics.mean(first):>14.2f} "
-                    f"{statistics.mean(later):>15.2f}",
+                    f"  {model.name:<20} {mode:<12} {'on' if buckets else 'off':<8} "
+                    f"{statistics.mean(first):>14.2f} {statistics.mean(later):>15.2f}",
                     flush=True,
                 )
     finally:
@@ -183,7 +190,9 @@ def _load(device: str, seconds: float, clients: tuple[int, ...], variants: tuple
     naive_cmd = functools.partial(servers.naive, workers=workers)
     runs = [servers.Server("service", "", servers.bentoml_service, env)]
     for variant in variants:
-        extra = dict(item.split("=", 1) for item in variant.split(",") if item)
+        # KEY=VALUE pairs split at commas that start a new KEY= (values may hold commas)
+        pairs = re.split(r",(?=[A-Z][A-Z0-9_]*=)", variant)
+        extra = dict(item.split("=", 1) for item in pairs if item)
         runs.append(servers.Server(f"service {variant}", "", servers.bentoml_service,
                                    {**env, **extra}))  # fmt: skip
     runs.append(

@@ -7,10 +7,17 @@ On a GPU provider the engine runs through IO binding: the output is allocated in
 memory by ORT's arena and copied to the host once, explicitly, instead of `session.run`'s
 per-call output allocation and implicit copy. `bench/inference.py` measures both ways on
 CUDA, so whether it pays on a given GPU is a number in BENCHMARKS.md.
+
+On a GPU provider the engine also pads each batch up to the next of a few sizes (1, 2, 4 …
+256; `GAN_BATCH_BUCKETS`) and warms every one of them at start-up: a provider's per-shape
+work (cuDNN's algorithm search, TensorRT's engine builds, memory plans) then happens before
+the first request, never inside one, for a few idle rows of a GPU batch. On CPU, where every
+row costs compute, batches run at their own size.
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import time
 
@@ -21,11 +28,12 @@ from service.imaging import to_uint8
 from service.inputs import model_inputs
 from service.metrics import record_batch
 from service.registry import ModelEntry, ModelFolderError
-from service.settings import cudnn_conv_search
+from service.settings import batch_buckets, cudnn_conv_search
 
 logger = logging.getLogger("service.engine")
 
 WARMUP_BATCHES = (1, 64)
+GPU_BUCKETS = tuple(2**i for i in range(9))  # 1 … 256, GAN_MAX_BATCH_SIZE's default
 
 
 def _dims_match(actual: list[object], expected: list[int | None]) -> bool:
@@ -95,6 +103,8 @@ class Engine:
 
     `io_binding`: None (default) uses it exactly when the graph runs on a GPU provider;
     True or False forces it (True works on CPU too, where it is only a parity check).
+    `buckets`: batch sizes to pad up to; None (default) reads `GAN_BATCH_BUCKETS`, whose
+    `auto` means `GPU_BUCKETS` on a GPU provider and none on CPU; () pads nothing.
     """
 
     def __init__(
@@ -104,6 +114,7 @@ class Engine:
         threads: int = 1,
         announce: bool = True,
         io_binding: bool | None = None,
+        buckets: tuple[int, ...] | None = None,
     ) -> None:
         self.entry = entry
         self.card = entry.card
@@ -112,6 +123,11 @@ class Engine:
         self.provider = self.session.get_providers()[0]
         self.output_device = DEVICE_OF_PROVIDER.get(self.provider, "cpu")
         self.io_binding = self.output_device != "cpu" if io_binding is None else io_binding
+        if buckets is None:
+            buckets = batch_buckets()
+        if buckets is None:
+            buckets = GPU_BUCKETS if self.output_device != "cpu" else ()
+        self.buckets = tuple(sorted(buckets))
         check_graph(self.session, entry)
         self._warm_up()
         if announce:
@@ -120,7 +136,7 @@ class Engine:
 
     def _warm_up(self) -> None:
         im = self.card.image
-        for n in WARMUP_BATCHES:
+        for n in self.buckets or WARMUP_BATCHES:
             feeds = model_inputs(self.card, n)
             out = self.run_float(feeds["z"], feeds.get("y"))
             if out.shape != (n, im.channels, im.height, im.width):
@@ -129,8 +145,23 @@ class Engine:
                     f"{(n, im.channels, im.height, im.width)}"
                 )
 
+    def padded_size(self, n: int) -> int:
+        """The batch size a batch of n runs at: the next bucket, or n past the largest."""
+        i = bisect.bisect_left(self.buckets, n)
+        return self.buckets[i] if i < len(self.buckets) else n
+
     def run_float(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         """The graph's float32 output for these inputs, [N, C, H, W] in [-1, 1]."""
+        n = len(z)
+        size = self.padded_size(n) if self.buckets else n
+        if size > n:  # zero rows: each image depends on its own row only (eval-mode graph)
+            z = np.concatenate([z, np.zeros((size - n, z.shape[1]), z.dtype)])
+            if y is not None:
+                y = np.concatenate([y, np.zeros((size - n, y.shape[1]), y.dtype)])
+            return self._run_graph(z, y)[:n]
+        return self._run_graph(z, y)
+
+    def _run_graph(self, z: np.ndarray, y: np.ndarray | None) -> np.ndarray:
         feeds = {"z": z} if y is None else {"z": z, "y": y}
         output = self.card.output_names[0]
         if not self.io_binding:
@@ -156,9 +187,10 @@ def build_engines(
     providers: list[str],
     threads: int,
     io_binding: bool | None = None,
+    buckets: tuple[int, ...] | None = None,
 ) -> dict[str, Engine]:
     return {
-        name: Engine(entry, providers, threads, io_binding=io_binding)
+        name: Engine(entry, providers, threads, io_binding=io_binding, buckets=buckets)
         for name, entry in entries.items()
     }
 

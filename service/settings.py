@@ -14,6 +14,7 @@
 | `GAN_INLINE_MAX_US` | `500` | in-process: calls ≤ this (lone ones: 20 ms) run on the loop; 0 off |
 | `GAN_SPLIT_BATCHES` | `on` | in-process: idle inference threads share the queued work; or `off` |
 | `GAN_CUDNN_CONV_SEARCH` | `heuristic` | cuDNN choice per new shape: `exhaustive`, `default` too |
+| `GAN_BATCH_BUCKETS` | `auto` | pad batches up to these sizes; `auto`: 1, 2, 4 … 256 on a GPU |
 
 Limits on what one client may ask (`Limits`, README "Limits"):
 
@@ -117,6 +118,23 @@ def cudnn_conv_search() -> str:
     return CUDNN_CONV_SEARCH[raw]
 
 
+def batch_buckets() -> tuple[int, ...] | None:
+    """`GAN_BATCH_BUCKETS`: None for `auto` (decided per engine by its provider), () for `off`,
+    else the batch sizes, ascending."""
+    raw = os.environ.get("GAN_BATCH_BUCKETS", "").strip().lower() or "auto"
+    if raw in ("auto", "off"):
+        return None if raw == "auto" else ()
+    try:
+        sizes = sorted({int(part) for part in raw.split(",") if part.strip()})
+    except ValueError:
+        sizes = []
+    if not sizes or sizes[0] < 1:
+        raise SettingsError(
+            f"GAN_BATCH_BUCKETS={raw!r}: use auto, off or batch sizes such as 1,2,4,8,16,32,64"
+        )
+    return tuple(sizes)
+
+
 def parse_providers(raw: str) -> list[str]:
     """`cuda,cpu` -> ONNX Runtime provider names; CPU is always the last resort."""
     names = [p.strip().lower() for p in raw.split(",") if p.strip()]
@@ -152,6 +170,7 @@ class Settings:
         if mode not in ("auto", "adaptive", "inprocess"):
             raise SettingsError(f"GAN_BATCHING={mode!r}: use auto, adaptive or inprocess")
         cudnn_conv_search()  # a bad value stops the start, not the first CUDA session
+        batch_buckets()
         accelerator = accelerator_available(providers)
         auto_mode, auto_workers = auto_defaults(accelerator, mode if mode != "auto" else None)
         mode = mode if mode != "auto" else auto_mode

@@ -15,7 +15,7 @@ import pytest
 from harness import MODELS_DIR
 from harness.fp16 import fp16_variant
 from service.card import MODEL_FILE
-from service.engine import Engine
+from service.engine import GPU_BUCKETS, Engine
 from service.inputs import model_inputs
 from service.registry import load_entry, model_folders
 from service.settings import accelerator_available, parse_providers
@@ -44,12 +44,14 @@ def test_engine_runs_on_cuda_by_default(folder: Path) -> None:
     # No cuDNN benchmark per new batch size (service.settings.CUDNN_CONV_SEARCH).
     options = engine.session.get_provider_options()[CUDA]
     assert options["cudnn_conv_algo_search"] == "HEURISTIC"
-    feeds = model_inputs(engine.card, 64)
-    images = engine.run(feeds["z"], feeds.get("y"))
-    assert images.dtype == np.uint8 and images.shape[0] == 64
-    # CUDA kernels (TF32 convolutions included) vs CPU: within a couple of grey levels.
-    expected = np.clip(np.rint((_fp32_cpu(folder, feeds) + 1) * 127.5), 0, 255)
-    assert np.abs(images.astype(np.int16) - expected.astype(np.int16)).max() <= 3
+    assert engine.buckets == GPU_BUCKETS  # auto on a GPU: batches padded to warmed sizes
+    for n in (64, 7):  # 7 runs padded to 8
+        feeds = model_inputs(engine.card, n)
+        images = engine.run(feeds["z"], feeds.get("y"))
+        assert images.dtype == np.uint8 and images.shape[0] == n
+        # CUDA kernels (TF32 convolutions included) vs CPU: within a couple of grey levels.
+        expected = np.clip(np.rint((_fp32_cpu(folder, feeds) + 1) * 127.5), 0, 255)
+        assert np.abs(images.astype(np.int16) - expected.astype(np.int16)).max() <= 3
 
 
 @pytest.mark.parametrize("folder", MODEL_FOLDERS, ids=lambda p: p.name)

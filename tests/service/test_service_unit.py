@@ -215,6 +215,8 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         ("GAN_BATCHES_IN_FLIGHT", "0"),
         ("GAN_IO_BINDING", "maybe"),
         ("GAN_CUDNN_CONV_SEARCH", "fastest"),
+        ("GAN_BATCH_BUCKETS", "1,two"),
+        ("GAN_BATCH_BUCKETS", "0,8"),
     ]
     for name, value in bad:
         monkeypatch.setenv(name, value)
@@ -239,6 +241,46 @@ def test_io_binding_gives_the_same_pixels_as_session_run() -> None:
     expected = plain.run_float(np.ascontiguousarray(z), y)
     np.testing.assert_array_equal(bound.run_float(z, y), expected)  # strided z is accepted
     np.testing.assert_array_equal(bound.run(z, y), plain.run(np.ascontiguousarray(z), y))
+
+
+def test_batches_pad_up_to_the_buckets_with_the_same_pixels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bucketed engine runs the graph at the next bucket and returns only the real rows,
+    pixel for pixel what the unpadded run gives; past the largest bucket it runs as is."""
+    from service.engine import GPU_BUCKETS, Engine
+    from service.registry import load_entry
+    from service.settings import batch_buckets
+
+    monkeypatch.delenv("GAN_BATCH_BUCKETS", raising=False)
+    assert batch_buckets() is None  # auto: decided per engine
+    monkeypatch.setenv("GAN_BATCH_BUCKETS", "16, 4,4")
+    assert batch_buckets() == (4, 16)
+    monkeypatch.setenv("GAN_BATCH_BUCKETS", "off")
+    assert batch_buckets() == ()
+
+    entry = load_entry(MODELS_DIR / "fashion-cgan")
+    cpu = ["CPUExecutionProvider"]
+    plain = Engine(entry, cpu, announce=False, buckets=())
+    monkeypatch.delenv("GAN_BATCH_BUCKETS")
+    assert Engine(entry, cpu, announce=False).buckets == ()  # auto on CPU: every row costs
+    assert GPU_BUCKETS == (1, 2, 4, 8, 16, 32, 64, 128, 256)
+    padded = Engine(entry, cpu, announce=False, buckets=(4, 16))
+    shapes: list[int] = []
+    run = padded.session.run
+    monkeypatch.setattr(
+        padded.session,
+        "run",
+        lambda names, feeds: shapes.append(len(feeds["z"])) or run(names, feeds),
+    )
+    rng = np.random.default_rng(5)
+    for n in (3, 4, 9, 20):
+        z = rng.standard_normal((n, entry.card.latent_dim), dtype=np.float32)
+        y = np.eye(entry.card.num_classes, dtype=np.float32)[rng.integers(0, 10, n)]
+        images = padded.run(z, y)
+        assert images.shape[0] == n
+        np.testing.assert_array_equal(images, plain.run(z, y))
+    assert shapes == [4, 4, 16, 20]
 
 
 def cpu_settings(batching: str) -> Settings:
