@@ -24,6 +24,16 @@ def coverage_tvd(predicted: np.ndarray, num_classes: int) -> float:
     return float(0.5 * np.abs(p - 1.0 / num_classes).sum())
 
 
+def uniform_coverage_tvd(samples: int, num_classes: int, draws: int = 2000) -> tuple[float, float]:
+    """Mean and standard deviation of `coverage_tvd` for a sampler that draws every class with
+    exactly 1/K probability: the sampling noise a model's figure at this sample count sits on
+    (about 0.012 ± 0.003 for 10,000 samples of 10 classes), not a fault of the model."""
+    rng = np.random.default_rng(0)
+    counts = rng.multinomial(samples, [1.0 / num_classes] * num_classes, size=draws)
+    tvd = 0.5 * np.abs(counts / samples - 1.0 / num_classes).sum(axis=1)
+    return float(tvd.mean()), float(tvd.std())
+
+
 @dataclass
 class Report:
     fd: float

@@ -42,10 +42,18 @@ from training.eval_metrics import (
     frechet_distance,
     mean_pairwise_distance,
     to_unit_range,
+    uniform_coverage_tvd,
 )
 from training.grids import save_grid
 
-__all__ = ["CLASSIFIER_DIR", "Evaluator", "Report", "coverage_tvd", "frechet_distance"]
+__all__ = [
+    "CLASSIFIER_DIR",
+    "Evaluator",
+    "Report",
+    "coverage_tvd",
+    "frechet_distance",
+    "uniform_coverage_tvd",
+]
 __all__ += ["generate", "reference_splits", "to_unit_range"]
 
 FLOOR_IMAGES = 10_000  # real train images in the floor's reference set
@@ -180,7 +188,11 @@ def print_table(name: str, report: Report, evaluator: Evaluator) -> None:
     print(f"{'FD / floor':<28}{report.ratio:>10.2f}")
     verdict = "ok" if report.diversity_ok else "COLLAPSED?"
     print(f"{'diversity (gen / real)':<28}{report.diversity:>10.3f}  {verdict}")
-    real = f"  (real test images: {evaluator.real_coverage_tvd:.4f})"
+    noise, spread = uniform_coverage_tvd(report.samples, len(evaluator.class_names))
+    real = (
+        f"  (real test images: {evaluator.real_coverage_tvd:.4f}; sampling noise alone: "
+        f"{noise:.4f} ± {spread:.4f})"
+    )
     print(f"{'coverage TVD vs uniform':<28}{report.coverage_tvd:>10.4f}{real}")
     if report.class_accuracy is not None:
         print(f"{'class accuracy':<28}{report.class_accuracy:>10.4f}")

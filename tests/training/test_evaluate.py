@@ -20,6 +20,7 @@ from training.evaluate import (
     coverage_tvd,
     frechet_distance,
     to_unit_range,
+    uniform_coverage_tvd,
 )
 
 
@@ -33,6 +34,14 @@ def test_frechet_distance_is_zero_for_identical_sets_and_grows_with_shift() -> N
     assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
     shifted = features + 3.0
     assert frechet_distance(features, shifted) == pytest.approx(8 * 9.0, rel=1e-3)
+
+
+def test_uniform_coverage_noise_matches_the_multinomial_and_shrinks_with_samples() -> None:
+    """E|p_k - 1/K| = sqrt(2/pi) * sigma for the normal limit, sigma = sqrt(p(1-p)/n)."""
+    mean, std = uniform_coverage_tvd(10_000, 10)
+    expected = 0.5 * 10 * np.sqrt(2 / np.pi) * np.sqrt(0.1 * 0.9 / 10_000)
+    assert mean == pytest.approx(expected, rel=0.1) and 0 < std < mean
+    assert uniform_coverage_tvd(40_000, 10)[0] == pytest.approx(mean / 2, rel=0.1)
 
 
 def test_coverage_tvd_is_zero_for_uniform_and_one_minus_one_over_k_for_one_class() -> None:
