@@ -11,6 +11,7 @@ Prints, in order:
 3. the service with the GPU defaults (`auto_defaults(accelerator=True)`) against the naive
    server with as many processes, at 1, 64 and 128 single-image clients;
 4. GPU utilisation and memory sampled (nvidia-smi) while the service is loaded.
+Each load point also lists the client connections each worker held mid-window.
 
 `--dry-run` runs every step on the CPU provider with the same code, so the check is proven
 on a machine without a GPU (tests/bench/test_bench_gpu_dry.py runs it with tiny durations).
@@ -210,7 +211,8 @@ def _load(device: str, seconds: float, clients: tuple[int, ...], variants: tuple
                 else:
                     point = _point(srv, server.name, c, seconds, model)
                 results[server.name][c] = point
-                print(loadgen.fmt_point(point), flush=True)
+                # Connections per worker: a worker holding most of them caps the rate at its core.
+                print(loadgen.fmt_point(point), f"conns {point.connections}", flush=True)
     width = max(len(name) for name in results)
     print(f"\n  {'server':<{width}} {'clients':>7} {'img/s':>9} {'p99 ms':>8} {'/ naive':>8}")
     for name, points in results.items():
@@ -237,6 +239,7 @@ def _point(
             model,
             warmup_s=min(1.0, seconds),
             cpu_seconds=srv.cpu_seconds,
+            connections=srv.connections,
         )
     )
 
