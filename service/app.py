@@ -25,6 +25,7 @@ from service.animation import animation_bytes
 from service.auth import BearerAuthMiddleware
 from service.batching import GanGenerator, make_backend
 from service.batching.admission import AdmissionControl
+from service.connection_spread import ConnectionSpreadMiddleware
 from service.docs_ui import docs_routes
 from service.errors import ClientGone, ErrorShapeMiddleware, Overloaded, RequestError
 from service.header_timeout import HeaderTimeoutMiddleware
@@ -239,6 +240,9 @@ def shed_before_parsing(path: str, body: bytes) -> Response | None:
 
 
 # Outermost first: the access log sees the final answer, in the one error shape.
+GanService.add_asgi_middleware(
+    ConnectionSpreadMiddleware, enabled=SETTINGS.connection_spread, workers=SETTINGS.workers
+)
 GanService.add_asgi_middleware(RequestIdMiddleware)
 GanService.add_asgi_middleware(AccessLogMiddleware)
 GanService.add_asgi_middleware(ErrorShapeMiddleware)

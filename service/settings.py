@@ -14,6 +14,7 @@
 | `GAN_INLINE_MAX_US` | `500` | in-process: calls ≤ this (lone ones: 20 ms) run on the loop; 0 off |
 | `GAN_SPLIT_BATCHES` | `on` | in-process: idle inference threads share the queued work; or `off` |
 | `GAN_CUDNN_CONV_SEARCH` | `heuristic` | cuDNN choice per new shape: `exhaustive`, `default` too |
+| `GAN_CONNECTION_SPREAD` | `on` | a worker holding far more than its share of clients closes some |
 | `GAN_BATCH_BUCKETS` | `auto` | pad batches up to these sizes; `auto`: 1, 2, 4 … 256 on a GPU |
 
 Limits on what one client may ask (`Limits`, README "Limits"):
@@ -162,6 +163,7 @@ class Settings:
     workers: int
     inline_max_ms: float = 0.0  # in-process: calls this cheap run on the event loop when idle
     split_batches: bool = True  # in-process: idle inference threads share the queue
+    connection_spread: bool = True  # service/connection_spread.py
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -186,6 +188,7 @@ class Settings:
             workers=_auto_int_env("GAN_WORKERS", auto_workers, 1, 64),
             inline_max_ms=_int_env("GAN_INLINE_MAX_US", INLINE_MAX_US, 0, 1_000_000) / 1000,
             split_batches=_switch_env("GAN_SPLIT_BATCHES") is not False,
+            connection_spread=_switch_env("GAN_CONNECTION_SPREAD") is not False,
         )
 
 

@@ -215,6 +215,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         ("GAN_BATCHES_IN_FLIGHT", "0"),
         ("GAN_IO_BINDING", "maybe"),
         ("GAN_CUDNN_CONV_SEARCH", "fastest"),
+        ("GAN_CONNECTION_SPREAD", "sometimes"),
         ("GAN_BATCH_BUCKETS", "1,two"),
         ("GAN_BATCH_BUCKETS", "0,8"),
     ]
