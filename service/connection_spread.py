@@ -90,7 +90,7 @@ class ConnectionSpreadMiddleware:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
-        if scope["type"] != "http":
+        if scope["type"] != "http" or self.board is None:  # no board: nothing to compare
             await self.app(scope, receive, send)
             return
         client = scope.get("client")

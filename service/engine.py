@@ -153,7 +153,7 @@ class Engine:
     def run_float(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
         """The graph's float32 output for these inputs, [N, C, H, W] in [-1, 1]."""
         n = len(z)
-        size = self.padded_size(n) if self.buckets else n
+        size = self.padded_size(n)
         if size > n:  # zero rows: each image depends on its own row only (eval-mode graph)
             z = np.concatenate([z, np.zeros((size - n, z.shape[1]), z.dtype)])
             if y is not None:
