@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 import mmap
 import os
@@ -23,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger("service.connection_spread")
+from service.workers import scratch_folder
 
 SLOTS = 64  # API workers one server can have (GAN_WORKERS' upper bound)
 SLOT = struct.Struct("<qd")  # clients answered in the last ACTIVE_S, monotonic time written
@@ -70,11 +69,6 @@ def closes_due(mine: int, counts: list[int]) -> int:
     return mine - math.ceil(mean) if mine > mean * MARGIN + 1 else 0
 
 
-def _board_path() -> Path | None:
-    base = os.environ.get("PROMETHEUS_MULTIPROC_DIR")  # BentoML's per-serve scratch folder
-    return Path(base) / BOARD_FILE if base else None
-
-
 class ConnectionSpreadMiddleware:
     def __init__(self, app: Any, enabled: bool, workers: int) -> None:
         self.app = app
@@ -112,11 +106,11 @@ class ConnectionSpreadMiddleware:
     async def _lifespan(self, scope: dict, receive: Any, send: Any) -> None:
         from bentoml._internal.context import server_context
 
-        path = _board_path()
-        if path is None:
+        folder = scratch_folder()
+        if folder is None:
             await self.app(scope, receive, send)
             return
-        self.board = SpreadBoard(path, server_context.worker_index or 1)
+        self.board = SpreadBoard(folder / BOARD_FILE, server_context.worker_index or 1)
         refresher = asyncio.get_running_loop().create_task(self._refresh_forever())
         try:
             await self.app(scope, receive, send)

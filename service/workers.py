@@ -27,11 +27,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _slot_folder() -> Path | None:
+def scratch_folder() -> Path | None:
+    """The folder the workers of one `bentoml serve` share (BentoML's Prometheus folder,
+    emptied at every start); None outside BentoML's server."""
     base = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not base:
+    return Path(base) if base else None
+
+
+def _slot_folder() -> Path | None:
+    base = scratch_folder()
+    if base is None:
         return None
-    folder = Path(base) / "gan-workers"
+    folder = base / "gan-workers"
     folder.mkdir(exist_ok=True)
     return folder
 
