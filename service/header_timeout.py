@@ -4,20 +4,22 @@ BentoML runs uvicorn with only `--timeout-keep-alive` exposed, and uvicorn times
 keep-alive connections but not a request head that trickles in: a client sending one byte
 a second holds its connection (and a file descriptor) forever. Nothing in BentoML's
 configuration reaches that, so each API worker runs this watchdog on its event loop: every
-`TICK_S` it looks at the loop's open connections and closes those that have been waiting
+`TICK_S` it looks at the worker's open connections and closes those that have been waiting
 for a complete request head for longer than the limit. A connection parked on uvicorn's
 keep-alive timer is left to that timer.
 
-It reads uvicorn's protocol objects (`cycle`, `timeout_keep_alive_task`), which both of
-uvicorn's HTTP/1.1 implementations have, through the selector event loop's table of
-transports. Where either is missing (uvloop, another server) it logs that the limit is off
-instead of guessing.
+It reads uvicorn's protocol objects (`cycle`, `timeout_keep_alive_task`, `transport`),
+which both of uvicorn's HTTP/1.1 implementations have, from the set of open connections
+that uvicorn's `ServerState` keeps whatever the event loop (uvloop has no readable table of
+transports). Where none is found (another server) it logs that the limit is off instead of
+guessing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 import weakref
@@ -37,37 +39,44 @@ def _waiting_for_head(protocol: Any) -> bool:
     return getattr(protocol, "timeout_keep_alive_task", None) is None
 
 
-def _connections(loop: asyncio.AbstractEventLoop) -> list[tuple[Any, Any]] | None:
-    """(transport, uvicorn protocol) for the loop's open connections; None if unreadable."""
-    table = getattr(loop, "_transports", None)
-    if table is None:
-        return None
+def _server_states() -> list[Any]:
+    """The uvicorn `ServerState` objects of this process: one per uvicorn server, each holding
+    the protocol objects of its open connections. uvicorn keeps no handle on them that an
+    ASGI app can reach, so they are looked up once, at start-up, among the live objects."""
+    try:
+        from uvicorn.server import ServerState
+    except ImportError:
+        return []
+    return [obj for obj in gc.get_objects() if isinstance(obj, ServerState)]
+
+
+def _connections(states: list[Any]) -> list[tuple[Any, Any]]:
+    """(transport, uvicorn protocol) for the open HTTP connections of `states`."""
     pairs = []
-    for transport in list(table.values()):
-        if transport is None or transport.is_closing():
-            continue
-        protocol = transport.get_protocol()
-        if hasattr(protocol, "timeout_keep_alive_task") and hasattr(protocol, "cycle"):
-            pairs.append((transport, protocol))
+    for state in states:
+        for protocol in list(state.connections):
+            transport = getattr(protocol, "transport", None)
+            if transport is None or transport.is_closing():
+                continue
+            if hasattr(protocol, "timeout_keep_alive_task") and hasattr(protocol, "cycle"):
+                pairs.append((transport, protocol))
     return pairs
 
 
 async def watch_request_heads(limit_s: float) -> None:
     """Run for the worker's life: close connections that sent no full head within limit_s."""
-    loop = asyncio.get_running_loop()
-    if _connections(loop) is None:
+    states = _server_states()
+    if not states:
         logger.warning(
-            "GAN_HEADER_TIMEOUT_S=%g is not enforced: the event loop %s keeps no readable "
-            "connection table",
+            "GAN_HEADER_TIMEOUT_S=%g is not enforced: no uvicorn server state in this process",
             limit_s,
-            type(loop).__name__,
         )
         return
     since: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
     while True:
         await asyncio.sleep(TICK_S)
         now, closed = time.monotonic(), 0
-        for transport, protocol in _connections(loop) or []:
+        for transport, protocol in _connections(states):
             if not _waiting_for_head(protocol):
                 since.pop(protocol, None)
                 continue
