@@ -32,7 +32,9 @@ CATEGORY_NAMES = {
     "inference": "inference (ONNX Runtime, uint8 conversion)",
     "encoding": "encoding (Pillow, grid)",
     "ours": "our request handling (service/: plan, latents, batcher, middlewares, metrics)",
-    "bentoml": "BentoML's stack (uvicorn, h11, Starlette, OpenTelemetry, BentoML, event loop)",
+    "bentoml": (
+        "BentoML's stack (uvicorn, httptools, Starlette, OpenTelemetry, BentoML, event loop)"
+    ),
 }
 # Leaf frames of threads parked in a wait: not CPU time (py-spy's idle detection misses
 # some on a loaded machine).

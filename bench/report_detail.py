@@ -51,7 +51,7 @@ def _profile_section(run: Run) -> list[str]:
         "Server CPU per request (all server processes, from /proc) split by py-spy samples "
         "(`bench/profile.py`, `--nonblocking`, every thread, waits left out). A sample "
         "counts for the frame nearest its leaf that is ours (`service/`, `bench/`), ONNX "
-        "Runtime's, Pillow's or BentoML's stack (BentoML, Starlette, uvicorn, h11, "
+        "Runtime's, Pillow's or BentoML's stack (BentoML, Starlette, uvicorn, httptools, "
         "OpenTelemetry, anyio); shared libraries (NumPy, pydantic, prometheus_client, "
         "asyncio) count for their caller.",
         "",

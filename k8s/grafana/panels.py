@@ -167,9 +167,9 @@ def panel_specs() -> list[PanelSpec]:
         ),
         PanelSpec(
             "Requests merged per batch (adaptive batching)",
-            "Mean requests BentoML's adaptive batcher merged into one call (GPU path, "
-            "GAN_BATCHING=adaptive); each request carries 1..64 images, see the panel above. "
-            "Empty with in-process batching (the CPU overlay): that path has no such batcher.",
+            "Mean requests BentoML's adaptive batcher merged into one call "
+            "(GAN_BATCHING=adaptive); each request carries 1..64 images, see the panel above. "
+            "Empty with in-process batching (both overlays): that path has no such batcher.",
             "short",
             (
                 Query(

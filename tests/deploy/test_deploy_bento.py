@@ -261,8 +261,8 @@ def test_built_bento_serves_in_each_batching_mode(
     bento: tuple[str, Path], mode: str, flow: Flow, tmp_path: Path
 ) -> None:
     """`bentoml serve <tag>` from outside the repo, one request: nothing was left out of the
-    bento, and both inference paths start from it (GAN_BATCHING=adaptive is the GPU
-    overlay's setting; no GPU here, so both run on the CPU provider)."""
+    bento, and both inference paths start from it (either may be set on any node; no GPU
+    here, so both run on the CPU provider)."""
     bentofile, _ = bento
     tag = flow.variables[VARIANTS[bentofile][0]]
     env = {"GAN_PROVIDERS": "cpu", "GAN_BATCHING": mode, "GAN_MODELS_DIR": None}

@@ -195,6 +195,11 @@ def test_deployment_probes_resources_and_security(
     tag = name.rpartition(":")[2] if ":" in name.rpartition("/")[2] else ""
     assert digest.startswith("sha256:") or tag not in MUTABLE_TAGS, image
 
+    # Both overlays run inference in the API process, one API worker per requested core
+    # (README "Batching": on a GPU too, the request stack scales with workers).
+    assert env["GAN_BATCHING"] == "inprocess"
+    assert int(env["GAN_WORKERS"]) == int(c["resources"]["requests"]["cpu"])
+
     strategy = docs["Deployment"]["spec"]["strategy"]["rollingUpdate"]
     gpus = c["resources"]["limits"].get("nvidia.com/gpu")
     if overlay.startswith("gpu"):
@@ -202,14 +207,12 @@ def test_deployment_probes_resources_and_security(
         assert pod["nodeSelector"]
         assert any(t["key"] == "nvidia.com/gpu" for t in pod["tolerations"])
         assert env["GAN_PROVIDERS"].startswith("cuda")
-        assert env["GAN_BATCHING"] == "adaptive"
         assert tag.endswith("-gpu") or digest, image
         # No spare GPU for a surge pod: replace one at a time (README states the trade-off).
         assert strategy == {"maxSurge": 0, "maxUnavailable": 1}
     else:
         assert gpus is None and "nodeSelector" not in pod
         assert env["GAN_PROVIDERS"] == "cpu"
-        assert env["GAN_BATCHING"] == "inprocess"
         assert tag.endswith("-cpu") or digest, image
         assert strategy == {"maxSurge": 1, "maxUnavailable": 0}
 

@@ -119,11 +119,12 @@ def test_release_label_snippet_appended_as_written(overlay: str, tmp_path: Path)
         assert docs[kind]["metadata"]["labels"]["release"] == value, kind
     assert docs["Deployment"]["metadata"]["labels"].get("release") is None
     env = {e["name"]: e.get("value") for e in container(docs)["env"]}
+    # The overlay's own patch survives the component: its provider, and a GPU where it asks.
     if overlay.startswith("gpu"):
         assert container(docs)["resources"]["limits"]["nvidia.com/gpu"] == 1
-        assert env["GAN_BATCHING"] == "adaptive"
+        assert env["GAN_PROVIDERS"].startswith("cuda")
     else:
-        assert env["GAN_BATCHING"] == "inprocess"
+        assert env["GAN_PROVIDERS"] == "cpu"
 
 
 def test_readme_names_every_overlay_and_the_minimum_kubernetes() -> None:
