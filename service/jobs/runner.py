@@ -93,6 +93,7 @@ class JobRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._current: tuple[str, JobSpec] | None = None
+        self._unended: tuple[str, str] | None = None  # (task_id, error) not yet marked failed
         self._housekept = 0.0
         self.thread = threading.Thread(target=self._main, name="jobs", daemon=True)
 
@@ -121,6 +122,7 @@ class JobRunner:
         lower_priority(self.limits.nice)
         while not self._stop.is_set():
             try:
+                self._end_unended()
                 self.housekeep()
                 claimed = self.store.claim(self.ident)
                 if claimed is None:
@@ -132,11 +134,22 @@ class JobRunner:
             except Exception as exc:  # the runner must outlive any one job or store hiccup
                 logger.exception("job runner error")
                 if self._current is not None:
-                    message = f"{type(exc).__name__}: {exc}"
-                    self.store.end(self._current[0], FAILED, message, (RUNNING,))
+                    self._unended = (self._current[0], f"{type(exc).__name__}: {exc}")
+                    self._current = None
+                    # The store may be what failed (a write lock held past its timeout):
+                    # this runner's process is alive, so nothing else would end the job.
+                    with contextlib.suppress(Exception):
+                        self._end_unended()
                 self._stop.wait(IDLE_POLL_S)
             finally:
                 self._current = None
+
+    def _end_unended(self) -> None:
+        """Mark failed the job whose failure the store could not record when it happened."""
+        if self._unended is not None:
+            task_id, message = self._unended
+            self.store.end(task_id, FAILED, message, (RUNNING,))
+            self._unended = None
 
     def housekeep(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -105,8 +105,9 @@ def runner_alive(runner: str, heartbeat_at: float | None, now: float) -> bool:
 
 
 class JobStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout_s: float = 30.0) -> None:
         self.path = path
+        self.busy_timeout_s = busy_timeout_s  # how long a write waits for another's lock
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as conn:
@@ -118,7 +119,7 @@ class JobStore:
         a connection (file, WAL set-up) cost more CPU than its queries."""
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():  # never share one across a fork
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn, self._local.pid = conn, os.getpid()
@@ -131,10 +132,13 @@ class JobStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
+                conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # A failed COMMIT too: an open transaction would hold the write lock
+                # against every other worker for as long as this thread lives.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
 
     def submit(
         self, spec: JobSpec, request: dict, max_active: int, max_storage_bytes: int, field: str
