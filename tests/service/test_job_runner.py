@@ -39,13 +39,11 @@ def _wait(
     store: JobStore, task_id: str, done: Callable[[tuple], bool], timeout: float = 60
 ) -> tuple:
     deadline = time.monotonic() + timeout
-    status = _status(store, task_id)
-    while time.monotonic() < deadline:
-        status = _status(store, task_id)
-        if done(status):
-            return status
+    while not done(status := _status(store, task_id)):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {task_id} still {status} after {timeout} s")
         time.sleep(0.05)
-    raise AssertionError(f"job {task_id} still {status} after {timeout} s")
+    return status
 
 
 def test_runner_outlives_a_store_locked_past_its_timeout(tmp_path: Path) -> None:
@@ -95,5 +93,5 @@ def test_runner_outlives_a_store_locked_past_its_timeout(tmp_path: Path) -> None
         assert (status, done) == ("completed", 20)
         assert runner.thread.is_alive()
     finally:
-        runner._stop.set()
+        runner.stop()
         runner.thread.join(timeout=10)
