@@ -19,7 +19,7 @@ from PIL import Image
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 
-from service import get_routes, logs, runtime, studio_app, workers
+from service import get_routes, heap, logs, runtime, studio_app, workers
 from service.access_log import AccessLogMiddleware
 from service.animation import animation_bytes
 from service.auth import BearerAuthMiddleware
@@ -99,6 +99,7 @@ class GanService:
         workers.announce("api")
         logger.info("serving %s with %s inference", list(REGISTRY), SETTINGS.batching)
         self.jobs = start_job_runner(self.backend)
+        heap.settle(SETTINGS.gc_freeze)  # last: what start-up built is now long-lived
 
     async def _infer(self, plan: Plan) -> np.ndarray | Response:
         """uint8 [N, C, H, W] for the plan: the one way into inference, on either path; or

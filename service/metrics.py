@@ -77,6 +77,30 @@ def record_queue(model: str, seconds: float) -> None:
     _for_model(model).queue_seconds.observe(max(seconds, 0.0))
 
 
+GC_PAUSE_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+
+
+@functools.cache
+def _gc_pause(generation: int) -> Any:
+    return _gc_pause_histogram().labels(generation=str(generation))
+
+
+@functools.cache
+def _gc_pause_histogram() -> Any:
+    import prometheus_client as prom
+
+    return prom.Histogram(
+        "gan_gc_pause_seconds",
+        "Wall time of each cyclic garbage collection (the thread that triggered it stops)",
+        ["generation"],
+        buckets=GC_PAUSE_BUCKETS,
+    )
+
+
+def record_gc_pause(generation: int, seconds: float) -> None:
+    _gc_pause(generation).observe(seconds)
+
+
 @functools.cache
 def _reliability_counters() -> tuple[Any, Any]:
     import prometheus_client as prom

@@ -15,6 +15,7 @@
 | `GAN_SPLIT_BATCHES` | `on` | in-process: idle inference threads share the queued work; or `off` |
 | `GAN_CUDNN_CONV_SEARCH` | `heuristic` | cuDNN choice per new shape: `exhaustive`, `default` too |
 | `GAN_CONNECTION_SPREAD` | `on` | a worker holding far more than its share of clients closes some |
+| `GAN_GC_FREEZE` | `on` | exempt start-up objects from garbage collection (short GC pauses) |
 | `GAN_BATCH_BUCKETS` | `auto` | pad batches up to these sizes; `auto`: 1, 2, 4 … 256 on a GPU |
 
 Limits on what one client may ask (`Limits`, README "Limits"):
@@ -164,6 +165,7 @@ class Settings:
     inline_max_ms: float = 0.0  # in-process: calls this cheap run on the event loop when idle
     split_batches: bool = True  # in-process: idle inference threads share the queue
     connection_spread: bool = True  # service/connection_spread.py
+    gc_freeze: bool = True  # service/heap.py
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -189,6 +191,7 @@ class Settings:
             inline_max_ms=_int_env("GAN_INLINE_MAX_US", INLINE_MAX_US, 0, 1_000_000) / 1000,
             split_batches=_switch_env("GAN_SPLIT_BATCHES") is not False,
             connection_spread=_switch_env("GAN_CONNECTION_SPREAD") is not False,
+            gc_freeze=_switch_env("GAN_GC_FREEZE") is not False,
         )
 
 

@@ -16,7 +16,7 @@ import bentoml
 import numpy as np
 from bentoml.exceptions import BentoMLException
 
-from service import runtime, workers
+from service import heap, runtime, workers
 from service.batching import capacity
 from service.batching.admission import NotStarted, Ticket
 from service.batching.retry import with_fresh_connection_retry
@@ -68,6 +68,7 @@ class GanGenerator:
             self.engines = build_engines(
                 registry, SETTINGS.providers, SETTINGS.ort_threads, SETTINGS.io_binding
             )
+            heap.settle(SETTINGS.gc_freeze)
 
     @bentoml.api(
         batchable=True,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import math
+import re
+import time
 
 import bentoml
 import numpy as np
@@ -217,6 +219,31 @@ def test_health_metrics_and_openapi(server: LiveServer) -> None:
     schemas = spec["components"]["schemas"]
     assert schemas["GenerateRequest"]["example"]["n"] == 16
     assert "example" in schemas["InterpolateRequest"] and "example" in schemas["SamplesResponse"]
+
+
+def gc_pause_count(metrics: str, generation: int) -> float:
+    pattern = rf'^gan_gc_pause_seconds_count\{{generation="{generation}"[^}}]*\}} (\S+)$'
+    return sum(float(v) for v in re.findall(pattern, metrics, flags=re.MULTILINE))
+
+
+@pytest.mark.parametrize("fixture", ["server", "adaptive_server"])
+def test_workers_freeze_their_startup_heap_and_export_gc_pauses(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    live: LiveServer = request.getfixturevalue(fixture)
+    frozen = [int(n) for n in re.findall(r"froze (\d+) start-up objects", live.output())]
+    # Every API worker, and in adaptive mode the batching process too, froze a real heap.
+    assert frozen and min(frozen) > 10_000, live.output()[-2000:]
+    if fixture == "adaptive_server":
+        assert len(frozen) >= 2
+    # The freeze began with a full collection; the workers flush pauses once a second.
+    deadline = time.monotonic() + 10
+    while True:
+        metrics = requests.get(f"{live.url}/metrics", timeout=TIMEOUT).text
+        if gc_pause_count(metrics, 2) >= 1 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert gc_pause_count(metrics, 2) >= 1, metrics[-2000:]
 
 
 BAD_INPUTS = [
