@@ -1,8 +1,10 @@
 """Garbage-collection pauses in the service's workers, start-up heap frozen or not.
 
     python -m bench.gc_pauses [--clients 64] [--seconds 20] [--model fashion-cgan-standin]
+                              [--settings GAN_GC_FREEZE=off GAN_GC_FREEZE=on]
 
-Starts `bentoml serve` with the project defaults twice, `GAN_GC_FREEZE=off` then `on`,
+Starts `bentoml serve` with the project defaults once per `--settings` entry (`K=V`, several
+joined by `,`), by default `GAN_GC_FREEZE=off` then `on`,
 drives single-image requests from `--clients` closed-loop clients, and reads the workers'
 `gan_gc_pause_seconds` histogram before and after the window (service/heap.py). Prints,
 per generation: collections and pause time per 1,000 requests, the mean pause and the
@@ -68,21 +70,20 @@ def longest_bucket(before: Pauses, after: Pauses) -> float | None:
 
 @dataclass
 class Row:
-    freeze: str
+    settings: str
     point: LoadPoint
     window: dict[int, tuple[float, float, float | None]]  # count, seconds, longest bucket
 
 
 def run_one(
-    server: servers.Server, freeze: str, clients: int, seconds: float, model: str, env: dict
+    server: servers.Server, settings: str, clients: int, seconds: float, model: str, env: dict
 ) -> Row:
-    with server.start({**env, "GAN_GC_FREEZE": freeze}) as srv:
+    extra = dict(kv.split("=", 1) for kv in settings.split(",") if kv)
+    with server.start({**env, **extra}) as srv:
         asyncio.run(loadgen.measure(srv.url, "warm-up", clients, 2.0, "single", model))
         before = pauses(asyncio.run(loadgen._scrape(srv.url)))
         point = asyncio.run(
-            loadgen.measure(
-                srv.url, f"freeze {freeze}", clients, seconds, "single", model, warmup_s=0
-            )
+            loadgen.measure(srv.url, settings, clients, seconds, "single", model, warmup_s=0)
         )
         # The workers move pauses into the histogram once a second (service/heap.py).
         asyncio.run(asyncio.sleep(1.5))
@@ -95,12 +96,12 @@ def run_one(
         )
         for g in GENERATIONS
     }
-    return Row(freeze, point, window)
+    return Row(settings, point, window)
 
 
 def table(rows: list[Row]) -> list[str]:
     lines = [
-        "| GAN_GC_FREEZE | req/s | p99 ms | generation | collections per 1,000 req "
+        "| settings | req/s | p99 ms | generation | collections per 1,000 req "
         "| pause ms per 1,000 req | mean pause ms | longest pause ≤ ms |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -113,7 +114,7 @@ def table(rows: list[Row]) -> list[str]:
             if longest == math.inf:
                 top = "> 250"
             lines.append(
-                f"| {row.freeze} | {row.point.req_per_s:,.0f} | {row.point.p99_ms:.1f} | {g} "
+                f"| {row.settings} | {row.point.req_per_s:,.0f} | {row.point.p99_ms:.1f} | {g} "
                 f"| {count * per_k:.1f} | {secs * 1e3 * per_k:.1f} | {mean} | {top} |"
             )
     return lines
@@ -124,6 +125,7 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=64)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--model", default="fashion-cgan-standin", help="or a shipped model")
+    p.add_argument("--settings", nargs="+", default=["GAN_GC_FREEZE=off", "GAN_GC_FREEZE=on"])
     args = p.parse_args()
     service = next(s for s in servers.all_servers() if s.name == "service")
     rows = []
@@ -132,8 +134,8 @@ def main() -> None:
         if args.model.endswith(STANDIN):
             standin.build(Path(tmp), args.model.removesuffix(STANDIN))
             env["GAN_MODELS_DIR"] = tmp
-        for freeze in ("off", "on"):
-            rows.append(run_one(service, freeze, args.clients, args.seconds, args.model, env))
+        for settings in args.settings:
+            rows.append(run_one(service, settings, args.clients, args.seconds, args.model, env))
             print(loadgen.fmt_point(rows[-1].point), flush=True)
     print()
     print("\n".join(table(rows)))

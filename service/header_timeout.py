@@ -63,9 +63,9 @@ def _connections(states: list[Any]) -> list[tuple[Any, Any]]:
     return pairs
 
 
-async def watch_request_heads(limit_s: float) -> None:
+async def watch_request_heads(limit_s: float, states: list[Any] | None = None) -> None:
     """Run for the worker's life: close connections that sent no full head within limit_s."""
-    states = _server_states()
+    states = _server_states() if states is None else states
     if not states:
         logger.warning(
             "GAN_HEADER_TIMEOUT_S=%g is not enforced: no uvicorn server state in this process",
@@ -103,7 +103,12 @@ class HeaderTimeoutMiddleware:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan" and self.limit_s > 0 and self._task is None:
-            self._task = asyncio.get_running_loop().create_task(watch_request_heads(self.limit_s))
+            # Looked up before the app starts: its start-up ends by freezing the heap
+            # (service/heap.py), and gc.get_objects() does not list frozen objects.
+            states = _server_states()
+            self._task = asyncio.get_running_loop().create_task(
+                watch_request_heads(self.limit_s, states)
+            )
             try:
                 await self.app(scope, receive, send)
             finally:

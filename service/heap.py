@@ -77,6 +77,10 @@ def freeze_startup_heap() -> int:
 def settle(freeze: bool) -> None:
     """Called once a worker has started (sessions built and warmed up)."""
     watch_collections()
+    import os
+
+    if os.environ.get("XGC0"):
+        gc.set_threshold(int(os.environ["XGC0"]), *gc.get_threshold()[1:])
     if freeze:
         frozen = freeze_startup_heap()
         logger.info("froze %d start-up objects out of garbage collection", frozen)

@@ -10,9 +10,12 @@ is still there while it waits.
 - 413 to a body over `max_body_bytes` (from `Content-Length` at once, or while reading);
 - 408 to a body that has not fully arrived within `body_timeout_s`.
 
-It reads the body itself (bounded), hands it to the app in one piece, and from then on
-watches the connection: when the client goes away, the request's `client_gone()` event is
-set, so work still queued for it can be dropped (service/batching/admission.py).
+It reads the body itself (bounded) and hands it to the app in one piece. From then on the
+request's `client_gone()` can watch the connection: once something starts it (a request
+that is about to wait in a queue, service/batching), the watch notices the client going
+away, so work still queued for it can be dropped. A request that never waits never starts
+one: most do not on a GPU, where inference runs inline, and a watching task per request
+would cost them a task start and a cancellation each.
 """
 
 from __future__ import annotations
@@ -32,13 +35,46 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # Probes and scrapes pass untouched: they must stay fast whatever the load.
 UNGUARDED_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 
-_client_gone: contextvars.ContextVar[asyncio.Event | None] = contextvars.ContextVar(
+
+class ClientWatch:
+    """Whether a request's client is still connected, watched from `start()` on."""
+
+    def __init__(self, receive: Any) -> None:
+        self._receive = receive  # the server's: after the body it only returns on disconnect
+        self._gone = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """On the event loop: watch the connection from now on (once)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self._gone.set()
+
+    def is_set(self) -> bool:
+        """The client has gone (as far as the watch has seen; any thread may ask)."""
+        return self._gone.is_set()
+
+    async def wait(self) -> bool:
+        """Until the client goes; starts the watch."""
+        self.start()
+        return await self._gone.wait()
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+_client_gone: contextvars.ContextVar[ClientWatch | None] = contextvars.ContextVar(
     "client_gone", default=None
 )
 
 
-def client_gone() -> asyncio.Event | None:
-    """Set once this request's client has disconnected; None outside a guarded request."""
+def client_gone() -> ClientWatch | None:
+    """This request's client watch; None outside a guarded request."""
     return _client_gone.get()
 
 
@@ -170,15 +206,7 @@ class RequestLimitsMiddleware:
                 return b"".join(chunks)
 
     async def _run(self, scope: dict, receive: Any, send: Any, body: bytes) -> None:
-        gone = asyncio.Event()
-
-        async def watch() -> None:
-            # After the body, the server's receive() only returns when the client has gone
-            # (or the response is complete, by which time nobody is waiting on `gone`).
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            gone.set()
-
+        watch = ClientWatch(receive)
         delivered = False
 
         async def replay() -> dict:
@@ -186,13 +214,12 @@ class RequestLimitsMiddleware:
             if not delivered:
                 delivered = True
                 return {"type": "http.request", "body": body, "more_body": False}
-            await gone.wait()
+            await watch.wait()
             return {"type": "http.disconnect"}
 
-        watcher = asyncio.get_running_loop().create_task(watch())
-        token = _client_gone.set(gone)
+        token = _client_gone.set(watch)
         try:
             await self.app(scope, replay, send)
         finally:
             _client_gone.reset(token)
-            watcher.cancel()
+            watch.stop()

@@ -41,12 +41,27 @@ MIN_RATE_SPAN_S = 0.5  # saturated this long before the live estimate replaces t
 LIVE_TTL_S = 5.0  # a live estimate not refreshed by saturation for this long is dropped
 
 
+class Departure(Protocol):
+    """Set once a client has disconnected: an `asyncio.Event`, or a `ClientWatch`
+    (service/limits.py) that notices only once started."""
+
+    def is_set(self) -> bool: ...
+
+    async def wait(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class Ticket:
     """What a backend must honour for one request while it waits to start."""
 
     deadline: float  # event-loop time by which the request must have started
-    gone: asyncio.Event | None  # set when the client has disconnected
+    gone: Departure | None  # set when the client has disconnected
+
+    def watch(self) -> None:
+        """On the event loop, as the request starts to wait: notice its client leaving."""
+        start = getattr(self.gone, "start", None)
+        if start is not None:
+            start()
 
 
 class NotStarted(Exception):

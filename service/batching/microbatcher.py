@@ -154,6 +154,7 @@ class MicroBatcher:
             self._ready.notify()
         if ticket is None:
             return await item.future
+        ticket.watch()
         # One timer, no extra task: a thread drops the request if its client has left by
         # the time it is taken, and the timer withdraws it if no thread took it in time.
         timer = loop.call_at(ticket.deadline, self._expire, item)
