@@ -1,12 +1,13 @@
-"""Garbage-collection pauses in the service's workers, start-up heap frozen or not.
+"""Garbage-collection pauses in the service's workers, with Python's GC settings and ours.
 
     python -m bench.gc_pauses [--clients 64] [--seconds 20] [--model fashion-cgan-standin]
-                              [--settings GAN_GC_FREEZE=off GAN_GC_FREEZE=on]
+                              [--settings K=V[,K=V] ...]
 
-Starts `bentoml serve` with the project defaults once per `--settings` entry (`K=V`, several
-joined by `,`), by default `GAN_GC_FREEZE=off` then `on`,
-drives single-image requests from `--clients` closed-loop clients, and reads the workers'
-`gan_gc_pause_seconds` histogram before and after the window (service/heap.py). Prints,
+Starts `bentoml serve` once per `--settings` entry (`K=V`, several joined by `,`), by default
+with Python's own GC settings (nothing frozen, the young generation collected every 700
+allocations), with the start-up heap frozen, and with the project defaults (frozen, every
+7,000: service/heap.py); drives single-image requests from `--clients` closed-loop clients,
+and reads the workers' `gan_gc_pause_seconds` histogram before and after the window. Prints,
 per generation: collections and pause time per 1,000 requests, the mean pause and the
 bucket the longest pause fell in. A full (generation 2) collection stops a worker's event
 loop, so its pause lands on every request in flight there. The stand-in model (default,
@@ -30,6 +31,11 @@ from bench.loadgen import LoadPoint
 METRIC = "gan_gc_pause_seconds"
 STANDIN = "-standin"  # bench/standin.py names its model `<shipped model>-standin`
 GENERATIONS = (0, 1, 2)
+DEFAULT_SETTINGS = [
+    "GAN_GC_FREEZE=off,GAN_GC_YOUNG_THRESHOLD=700",
+    "GAN_GC_FREEZE=on,GAN_GC_YOUNG_THRESHOLD=700",
+    "GAN_GC_FREEZE=on,GAN_GC_YOUNG_THRESHOLD=7000",
+]
 
 
 @dataclass
@@ -125,7 +131,7 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=64)
     p.add_argument("--seconds", type=float, default=20.0)
     p.add_argument("--model", default="fashion-cgan-standin", help="or a shipped model")
-    p.add_argument("--settings", nargs="+", default=["GAN_GC_FREEZE=off", "GAN_GC_FREEZE=on"])
+    p.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS)
     args = p.parse_args()
     service = next(s for s in servers.all_servers() if s.name == "service")
     rows = []

@@ -99,7 +99,7 @@ class GanService:
         workers.announce("api")
         logger.info("serving %s with %s inference", list(REGISTRY), SETTINGS.batching)
         self.jobs = start_job_runner(self.backend)
-        heap.settle(SETTINGS.gc_freeze)  # last: what start-up built is now long-lived
+        heap.settle(SETTINGS)  # last: what start-up built is now long-lived
 
     async def _infer(self, plan: Plan) -> np.ndarray | Response:
         """uint8 [N, C, H, W] for the plan: the one way into inference, on either path; or

@@ -16,6 +16,7 @@
 | `GAN_CUDNN_CONV_SEARCH` | `heuristic` | cuDNN choice per new shape: `exhaustive`, `default` too |
 | `GAN_CONNECTION_SPREAD` | `on` | a worker holding far more than its share of clients closes some |
 | `GAN_GC_FREEZE` | `on` | exempt start-up objects from garbage collection (short GC pauses) |
+| `GAN_GC_YOUNG_THRESHOLD` | `7000` | allocations between collections of the young generation |
 | `GAN_BATCH_BUCKETS` | `auto` | pad batches up to these sizes; `auto`: 1, 2, 4 … 256 on a GPU |
 
 Limits on what one client may ask (`Limits`, README "Limits"):
@@ -166,6 +167,7 @@ class Settings:
     split_batches: bool = True  # in-process: idle inference threads share the queue
     connection_spread: bool = True  # service/connection_spread.py
     gc_freeze: bool = True  # service/heap.py
+    gc_young_threshold: int = 7000  # service/heap.py; Python's own default is 700
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -192,6 +194,7 @@ class Settings:
             split_batches=_switch_env("GAN_SPLIT_BATCHES") is not False,
             connection_spread=_switch_env("GAN_CONNECTION_SPREAD") is not False,
             gc_freeze=_switch_env("GAN_GC_FREEZE") is not False,
+            gc_young_threshold=_int_env("GAN_GC_YOUNG_THRESHOLD", 7000, 100, 1_000_000),
         )
 
 

@@ -68,7 +68,7 @@ class GanGenerator:
             self.engines = build_engines(
                 registry, SETTINGS.providers, SETTINGS.ort_threads, SETTINGS.io_binding
             )
-            heap.settle(SETTINGS.gc_freeze)
+            heap.settle(SETTINGS)
 
     @bentoml.api(
         batchable=True,

@@ -236,6 +236,7 @@ def test_workers_freeze_their_startup_heap_and_export_gc_pauses(
     assert frozen and min(frozen) > 10_000, live.output()[-2000:]
     if fixture == "adaptive_server":
         assert len(frozen) >= 2
+    assert "young generation collected every 7000 allocations" in live.output()
     # The freeze began with a full collection; the workers flush pauses once a second.
     deadline = time.monotonic() + 10
     while True:
