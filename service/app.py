@@ -19,7 +19,7 @@ from PIL import Image
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse, Response
 
-from service import get_routes, heap, logs, runtime, studio_app, workers
+from service import get_routes, heap, logs, runtime, signatures, studio_app, workers
 from service.access_log import AccessLogMiddleware
 from service.animation import animation_bytes
 from service.auth import BearerAuthMiddleware
@@ -239,6 +239,8 @@ def shed_before_parsing(path: str, body: bytes) -> Response | None:
     overloaded = ADMISSION[0].shed_now(model, images)
     return None if overloaded is None else overloaded.response()
 
+
+signatures.precompute(GanService)
 
 # Outermost first: the access log sees the final answer, in the one error shape.
 GanService.add_asgi_middleware(

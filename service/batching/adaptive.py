@@ -16,7 +16,7 @@ import bentoml
 import numpy as np
 from bentoml.exceptions import BentoMLException
 
-from service import heap, runtime, workers
+from service import heap, runtime, signatures, workers
 from service.batching import capacity
 from service.batching.admission import NotStarted, Ticket
 from service.batching.retry import with_fresh_connection_retry
@@ -89,6 +89,9 @@ class GanGenerator:
         if self._capacity is None:
             self._capacity = capacity.measure(self.engines, 1)
         return self._capacity
+
+
+signatures.precompute(GanGenerator)
 
 
 class AdaptiveBackend:

@@ -339,3 +339,26 @@ def test_the_service_graph_is_the_same_in_every_batching_mode(batching: str) -> 
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "['gan_generator', 'gan_service']"
+
+
+def test_api_signatures_are_computed_once_and_match_the_functions() -> None:
+    """BentoML reads `inspect.signature` of an API function on every request; each one
+    carries its own `__signature__` (service/signatures.py), equal to what inspect computes
+    from the function itself."""
+    code = (
+        "import inspect, service.app as app\n"
+        "for svc in (app.GanService, app.GanGenerator):\n"
+        "    for name, api in svc.apis.items():\n"
+        "        kept = api.func.__dict__['__signature__']\n"
+        "        del api.func.__signature__\n"
+        "        assert kept == inspect.signature(api.func), name\n"
+        "        assert inspect.signature(api.func) is not kept, name\n"
+        "        print(name)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {"generate", "samples", "interpolate", "walk", "generate_batch"} <= set(
+        result.stdout.split()
+    )
