@@ -30,10 +30,18 @@ from bench import (
 from bench.common import ROOT, describe_options, devices, session
 from service.registry import load_entry
 
-# The service with this round's request-path changes turned off (OpenTelemetry's middleware
-# back on the routes, no inline calls, one thread takes the whole queue), started once more
-# in the same run so the latency distributions compare like for like.
-TAIL_BEFORE_ENV = {"GAN_TRACING": "on", "GAN_INLINE_MAX_US": "0", "GAN_SPLIT_BATCHES": "off"}
+# The service with the request-path changes made for the tail turned off (OpenTelemetry's
+# middleware back on the routes, no inline calls, one thread takes the whole queue, no
+# connection spread, Python's own garbage-collection settings), started once more in the
+# same run so the latency distributions compare like for like.
+TAIL_BEFORE_ENV = {
+    "GAN_TRACING": "on",
+    "GAN_INLINE_MAX_US": "0",
+    "GAN_SPLIT_BATCHES": "off",
+    "GAN_CONNECTION_SPREAD": "off",
+    "GAN_GC_FREEZE": "off",
+    "GAN_GC_YOUNG_THRESHOLD": "700",
+}
 TAIL_CLIENTS = (64,)
 PROFILE_CLIENTS = 64
 
