@@ -51,6 +51,7 @@ IDLE_LEAVES = (
     "SimpleQueue.get",
     "_worker (concurrent",
     "worker_thread (anyio",
+    "_flush_forever (service/heap.py",  # the GC-pause flusher between its once-a-second runs
 )
 # Top-level packages that are BentoML's request stack (or what it runs on).
 FRAMEWORK = (
