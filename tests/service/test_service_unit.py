@@ -37,16 +37,22 @@ from tests.conftest import MODELS_DIR, ROOT
 CLASSES = ["T-shirt/top", "Trouser", "Sandal", "Sneaker"]
 
 
+def run_python(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter at the repository root (importing service.app there
+    keeps this process's modules and settings out of it); fails the test unless it exits 0."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
 def test_importing_the_service_loads_neither_torch_nor_training() -> None:
-    code = (
+    run_python(
         "import sys, service.app; "
         "bad = [m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'training'))]; "
         "assert not bad, bad"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_latents_follow_the_documented_recipe() -> None:
@@ -334,10 +340,7 @@ def test_the_service_graph_is_the_same_in_every_batching_mode(batching: str) -> 
     the declaration must not depend on where it was built (`GAN_BATCHING` there)."""
     code = "import service.app as app; print(sorted(app.GanService.all_services()))"
     env = {**os.environ, "GAN_BATCHING": batching, "GAN_PROVIDERS": "cpu"}
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_python(code, env)
     assert result.stdout.strip().splitlines()[-1] == "['gan_generator', 'gan_service']"
 
 
@@ -355,10 +358,7 @@ def test_api_signatures_are_computed_once_and_match_the_functions() -> None:
         "        assert inspect.signature(api.func) is not kept, name\n"
         "        print(name)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = run_python(code)
     assert {"generate", "samples", "interpolate", "walk", "generate_batch"} <= set(
         result.stdout.split()
     )
