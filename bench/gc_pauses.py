@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import math
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,13 +88,13 @@ def run_one(
     extra = dict(kv.split("=", 1) for kv in settings.split(",") if kv)
     with server.start({**env, **extra}) as srv:
         asyncio.run(loadgen.measure(srv.url, "warm-up", clients, 2.0, "single", model))
-        before = pauses(asyncio.run(loadgen._scrape(srv.url)))
+        before = pauses(asyncio.run(loadgen.scrape_metrics(srv.url)))
         point = asyncio.run(
             loadgen.measure(srv.url, settings, clients, seconds, "single", model, warmup_s=0)
         )
         # The workers move pauses into the histogram once a second (service/heap.py).
-        asyncio.run(asyncio.sleep(1.5))
-        after = pauses(asyncio.run(loadgen._scrape(srv.url)))
+        time.sleep(1.5)
+        after = pauses(asyncio.run(loadgen.scrape_metrics(srv.url)))
     window = {
         g: (
             after[g].count - before[g].count,

@@ -141,7 +141,8 @@ async def _drive(
         return tally, time.perf_counter() - t0
 
 
-async def _scrape(url: str) -> str:
+async def scrape_metrics(url: str) -> str:
+    """The server's `/metrics` page, or "" when it has none."""
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
@@ -207,7 +208,7 @@ async def measure(
     sizes = MIXES[mix]
     if warmup_s > 0:
         await _drive(endpoint, clients, warmup_s, max_requests, body, sizes, 10**6, wrap)
-    before = await _scrape(url)
+    before = await scrape_metrics(url)
     cpu0 = cpu_seconds() if cpu_seconds else 0.0
     drive = asyncio.ensure_future(
         _drive(endpoint, clients, seconds, max_requests, body, sizes, 0, wrap)
@@ -218,7 +219,7 @@ async def measure(
         spread = await asyncio.to_thread(connections)
     tally, elapsed = await drive
     cpu1 = cpu_seconds() if cpu_seconds else 0.0
-    after = await _scrape(url)
+    after = await scrape_metrics(url)
     lat = np.array(tally.latencies) * 1e3 if tally.latencies else np.array([np.nan])
     return LoadPoint(
         server=server,

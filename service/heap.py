@@ -2,11 +2,11 @@
 
 A started worker holds about 110,000 container objects (BentoML, pydantic, ONNX Runtime,
 NumPy, the models' sessions) that are never garbage. Every full (generation 2) collection
-walks all of them with the event loop stopped: 116-130 ms on average on a loaded 2-core
+walks all of them with the event loop stopped: 116-133 ms on average on a loaded 2-core
 machine, about once per worker every 1,500 requests, and every request in flight on that
 worker waits it out. `gc.freeze()` once start-up is done moves them to a permanent
 generation that collections skip, so a full collection walks only what requests made since
-(13-16 ms). README "Batching" has the measurement (`python -m bench.gc_pauses`).
+(13-19 ms). README "Batching" has the measurement (`python -m bench.gc_pauses`).
 
 The youngest generation is collected after `GAN_GC_YOUNG_THRESHOLD` net allocations of container
 objects (Python's default is 700). With 64 clients in flight a worker holds thousands of
