@@ -5,8 +5,11 @@ and by request count; reports req/s, images/s, latency percentiles, errors, mean
         [--mix single|1-16] [--model fashion-cgan]
 
 Each client sends its next request as soon as the previous answer is read (closed loop), so
-the offered load is exactly C requests in flight. The mean batch size comes from the
-server's Prometheus `/metrics` (delta over the measured window) where it exports one.
+the offered load is exactly C requests in flight. A 503 that carries `Retry-After` makes
+that client wait as asked before its next request, as well-behaved HTTP clients do (urllib3's
+`Retry` honours the header by default); `--ignore-retry-after` resends at once instead, as a
+hostile client would. The mean batch size comes from the server's Prometheus `/metrics`
+(delta over the measured window) where it exports one.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ async def _client(
     max_requests: int,
     tally: _Tally,
     wrap: str | None,
+    honour_retry_after: bool,
 ) -> None:
     while time.perf_counter() < deadline and tally.sent < max_requests:
         tally.sent += 1
@@ -98,12 +102,23 @@ async def _client(
                 data = await resp.read()
                 if resp.status != 200 or not data:
                     tally.error(f"HTTP {resp.status}: {data[:160]!r}")
+                    wait_s = _retry_after_s(resp) if honour_retry_after else 0.0
+                    if wait_s > 0:
+                        await asyncio.sleep(min(wait_s, deadline - time.perf_counter()))
                     continue
         except (aiohttp.ClientError, TimeoutError) as exc:
             tally.error(f"{type(exc).__name__}: {exc}")
             continue
         tally.latencies.append(time.perf_counter() - t0)
         tally.images += n
+
+
+def _retry_after_s(resp: aiohttp.ClientResponse) -> float:
+    """Seconds a 503 asks the client to wait (delay-seconds form only), else 0."""
+    if resp.status != 503:
+        return 0.0
+    value = resp.headers.get("Retry-After", "")
+    return float(value) if value.isdigit() else 0.0
 
 
 async def _drive(
@@ -115,6 +130,7 @@ async def _drive(
     sizes: tuple[int, int],
     seed: int,
     wrap: str | None = None,
+    honour_retry_after: bool = True,
 ) -> tuple[_Tally, float]:
     connector = aiohttp.TCPConnector(limit=clients)
     timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
@@ -134,6 +150,7 @@ async def _drive(
                     max_requests,
                     tally,
                     wrap,
+                    honour_retry_after,
                 )
                 for c in range(clients)
             ]
@@ -196,6 +213,7 @@ async def measure(
     cpu_seconds: Callable[[], float] | None = None,
     route: str = "/generate",
     connections: Callable[[], list[int]] | None = None,
+    honour_retry_after: bool = True,
 ) -> LoadPoint:
     """One load point: a short unmeasured warm-up at the same concurrency, then the window."""
     _check_loopback(url)
@@ -207,11 +225,13 @@ async def measure(
         body["label"] = label
     sizes = MIXES[mix]
     if warmup_s > 0:
-        await _drive(endpoint, clients, warmup_s, max_requests, body, sizes, 10**6, wrap)
+        await _drive(
+            endpoint, clients, warmup_s, max_requests, body, sizes, 10**6, wrap, honour_retry_after
+        )
     before = await scrape_metrics(url)
     cpu0 = cpu_seconds() if cpu_seconds else 0.0
     drive = asyncio.ensure_future(
-        _drive(endpoint, clients, seconds, max_requests, body, sizes, 0, wrap)
+        _drive(endpoint, clients, seconds, max_requests, body, sizes, 0, wrap, honour_retry_after)
     )
     spread: list[int] = []
     if connections is not None:  # mid-window, every client connected
@@ -270,6 +290,11 @@ def main() -> None:
     p.add_argument("--model", default=None)
     p.add_argument("--label", type=int, default=None)
     p.add_argument("--wrap", default=None, help="nest the body under this key")
+    p.add_argument(
+        "--ignore-retry-after",
+        action="store_true",
+        help="resend at once after a 503 instead of waiting its Retry-After",
+    )
     args = p.parse_args()
     for c in args.clients:
         point = asyncio.run(
@@ -283,6 +308,7 @@ def main() -> None:
                 args.label,
                 args.max_requests,
                 wrap=args.wrap,
+                honour_retry_after=not args.ignore_retry_after,
             )
         )
         print(fmt_point(point), flush=True)

@@ -64,7 +64,8 @@ def render(run: Run) -> str:
         f"- Session options (from `service.engine.Engine`): {run.session_options}",
         f"- Load model: `{run.load_model}` on {run.device}; {run.seconds_per_point:g} s per "
         "load point after a 1 s warm-up at the same concurrency; closed-loop clients "
-        "(`bench/loadgen.py`, aiohttp, loopback) running on the same machine as the server.",
+        "(`bench/loadgen.py`, aiohttp, loopback) running on the same machine as the server; "
+        "a client answered 503 waits the `Retry-After` it was given (errors count those 503s).",
         *[f"- {c}" for c in run.conditions],
         "",
         *_issue_section(run),

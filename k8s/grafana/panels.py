@@ -195,6 +195,21 @@ def panel_specs() -> list[PanelSpec]:
             ((ALERTS.QUEUE_P99_S, warn),),
         ),
         PanelSpec(
+            "Event loop stopped by garbage collection",
+            "Share of the time each pod's processes spent in Python's cyclic garbage "
+            "collector, per generation (gan_gc_pause_seconds); every request in flight on a "
+            "worker waits out its pauses. Near 0 with the defaults (GAN_GC_FREEZE=on, "
+            "GAN_GC_YOUNG_THRESHOLD=7000); a rise, above all in generation 2, shows as "
+            "latency spikes. Per process, not per model: the model variable does not apply.",
+            "percentunit",
+            (
+                Query(
+                    f"sum by (pod, generation) (rate(gan_gc_pause_seconds_sum{{{SCOPE}}}[{RATE}]))",
+                    "{{pod}} generation {{generation}}",
+                ),
+            ),
+        ),
+        PanelSpec(
             "Images generated per second by model",
             "Throughput of the generators: images produced per second, per model.",
             "short",
