@@ -21,10 +21,16 @@ def ceiling_bound(
     device: str = "cpu",
 ) -> float | None:
     """Images/s the naive server's work would reach on BentoML's stack with the best batching
-    ORT offers, on the same cores: naive's images/s scaled by its CPU per request over that
-    work's, = naive CPU − bare Starlette CPU + bare BentoML CPU − (inference at batch 1 −
-    inference at ORT's best batch, one caller, for the request's images). Below naive's own
-    images/s, a BentoML service cannot match naive at that point on this machine's cores."""
+    ORT offers at this load, on the same cores: naive's images/s scaled by its CPU per request
+    over that work's, = naive CPU − bare Starlette CPU + bare BentoML CPU − (inference at
+    naive's batch, a request's images, − inference at ORT's best batch, one caller). Below
+    naive's own images/s, a BentoML service cannot match naive at that point on this
+    machine's cores.
+
+    The best batch is sought among the measured sizes up to the first one that holds every
+    image in flight per worker (clients × images per request ÷ processes): a closed loop
+    keeps no more than that in flight, so no batch there can be larger on average, and
+    rounding up to a measured size keeps the figure an upper bound."""
     naive = _get(load, "naive", mix, clients)
     bare = _get(load, "bare", mix, clients)
     bento = _get(load, "bare-bento", mix, clients)
@@ -40,7 +46,12 @@ def ceiling_bound(
             model, device, 1)}  # fmt: skip
         if 1 in ones:
             per_request = naive.images / naive.requests
-            saving_ms = per_request * 1e3 * (1 / ones[1] - 1 / max(ones.values()))
+            # Naive runs each request as one batch of its images: rounded down, its cost.
+            own = max(b for b in ones if b <= max(1.0, per_request))
+            in_flight = clients * per_request / max(1, len(naive.connections))
+            reach = min((b for b in ones if b >= in_flight), default=max(ones))
+            best = max(rate for b, rate in ones.items() if b <= reach)
+            saving_ms = max(0.0, per_request * 1e3 * (1 / ones[own] - 1 / best))
     cpu = naive.server_cpu_ms - bare.server_cpu_ms + bento.server_cpu_ms - saving_ms  # type: ignore[operator]
     if cpu < bento.server_cpu_ms:  # type: ignore[operator]
         return None  # a noisy raw batch-1 figure made the saving exceed the inference

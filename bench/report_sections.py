@@ -186,7 +186,11 @@ def _naive_section(run: Run) -> list[str]:
         "the naive server's work on BentoML's stack with ORT's best batching, on the same "
         "cores = naive images/s × naive CPU/req ÷ (naive − bare Starlette + bare BentoML "
         "CPU/req − inference saved by batching); where it is below naive, the service can "
-        "only trail naive on this machine, since the stack and inference share its cores.",
+        "only trail naive on this machine, since the stack and inference share its cores. "
+        "The batching saving is against naive's own batches (one per request, of its "
+        "images) and counts ORT's best measured batch size up to the first that holds all "
+        "the images in flight per worker (clients × images per request ÷ processes): at 1 "
+        "client there is nothing more to batch.",
         "",
         *_table(
             [
