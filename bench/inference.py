@@ -33,7 +33,8 @@ from service.inputs import model_inputs
 from service.registry import ModelEntry
 from service.settings import Settings
 
-BATCHES = (1, 8, 32, 64, 128, 256)
+# 2 and 4: the batches a few clients per worker can form (target 2's CPU bound reads them).
+BATCHES = (1, 2, 4, 8, 32, 64, 128, 256)
 
 
 @dataclass

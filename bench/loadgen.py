@@ -41,7 +41,7 @@ class LoadPoint:
     seconds: float
     requests: int
     images: int
-    errors: int
+    errors: int  # every answer but a 200 with a body, and every failed request
     req_per_s: float
     images_per_s: float
     p50_ms: float
@@ -56,6 +56,8 @@ class LoadPoint:
     histogram: list[int] = field(default_factory=list)
     # Open client connections held by each server process mid-window, most first.
     connections: list[int] = field(default_factory=list)
+    # Of the errors, 503s with Retry-After: load shed on purpose, the client told when to retry.
+    shed: int = 0
 
 
 @dataclass
@@ -63,6 +65,7 @@ class _Tally:
     latencies: list[float] = field(default_factory=list)
     images: int = 0
     errors: int = 0
+    shed: int = 0
     sent: int = 0
     error_samples: list[str] = field(default_factory=list)
 
@@ -102,9 +105,11 @@ async def _client(
                 data = await resp.read()
                 if resp.status != 200 or not data:
                     tally.error(f"HTTP {resp.status}: {data[:160]!r}")
-                    wait_s = _retry_after_s(resp) if honour_retry_after else 0.0
+                    wait_s = _retry_after_s(resp)
                     if wait_s > 0:
-                        await asyncio.sleep(min(wait_s, deadline - time.perf_counter()))
+                        tally.shed += 1
+                        if honour_retry_after:
+                            await asyncio.sleep(min(wait_s, deadline - time.perf_counter()))
                     continue
         except (aiohttp.ClientError, TimeoutError) as exc:
             tally.error(f"{type(exc).__name__}: {exc}")
@@ -266,6 +271,7 @@ async def measure(
         if cpu_seconds and tally.latencies
         else None,
         error_samples=tally.error_samples,
+        shed=tally.shed,
     )
 
 
