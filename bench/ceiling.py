@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bench import loadgen
 from bench.inference import InferencePoint
 from bench.loadgen import LoadPoint
 from bench.targets import MIXES, Target, _get
@@ -22,15 +23,16 @@ def ceiling_bound(
 ) -> float | None:
     """Images/s the naive server's work would reach on BentoML's stack with the best batching
     ORT offers at this load, on the same cores: naive's images/s scaled by its CPU per request
-    over that work's, = naive CPU − bare Starlette CPU + bare BentoML CPU − (inference at
-    naive's batch, a request's images, − inference at ORT's best batch, one caller). Below
+    over that work's, = naive CPU − bare Starlette CPU + bare BentoML CPU − (inference in
+    naive's batches, one per request, − inference at ORT's best batch, one caller). Below
     naive's own images/s, a BentoML service cannot match naive at that point on this
     machine's cores.
 
     The best batch is sought among the measured sizes up to the first one that holds every
     image in flight per worker (clients × images per request ÷ processes): a closed loop
     keeps no more than that in flight, so no batch there can be larger on average, and
-    rounding up to a measured size keeps the figure an upper bound."""
+    rounding up to a measured size keeps the figure an upper bound. With at most one
+    request in flight per worker nothing can be merged: no saving."""
     naive = _get(load, "naive", mix, clients)
     bare = _get(load, "bare", mix, clients)
     bento = _get(load, "bare-bento", mix, clients)
@@ -46,16 +48,36 @@ def ceiling_bound(
             model, device, 1)}  # fmt: skip
         if 1 in ones:
             per_request = naive.images / naive.requests
-            # Naive runs each request as one batch of its images: rounded down, its cost.
-            own = max(b for b in ones if b <= max(1.0, per_request))
-            in_flight = clients * per_request / max(1, len(naive.connections))
-            reach = min((b for b in ones if b >= in_flight), default=max(ones))
-            best = max(rate for b, rate in ones.items() if b <= reach)
-            saving_ms = max(0.0, per_request * 1e3 * (1 / ones[own] - 1 / best))
+            per_worker = clients / max(1, len(naive.connections))  # requests in flight
+            if per_worker > 1:  # one request at a time per worker is naive's own batch
+                in_flight = per_worker * per_request
+                reach = min((b for b in ones if b >= in_flight), default=max(ones))
+                best = max(rate for b, rate in ones.items() if b <= reach)
+                own_s = naive_seconds_per_image(ones, *loadgen.MIXES[mix])
+                saving_ms = max(0.0, per_request * 1e3 * (own_s - 1 / best))
     cpu = naive.server_cpu_ms - bare.server_cpu_ms + bento.server_cpu_ms - saving_ms  # type: ignore[operator]
     if cpu < bento.server_cpu_ms:  # type: ignore[operator]
         return None  # a noisy raw batch-1 figure made the saving exceed the inference
     return naive.images_per_s * naive.server_cpu_ms / cpu  # type: ignore[operator]
+
+
+def naive_seconds_per_image(rates: dict[int, float], smallest: int, largest: int) -> float:
+    """ORT's seconds per image when each request of `smallest..largest` images (equally
+    likely) runs as one batch, as naive runs them; images/s between two measured batch
+    sizes is read off the straight line between them, which never overstates it."""
+    sizes = sorted(rates)
+
+    def rate(n: int) -> float:
+        if n <= sizes[0] or n >= sizes[-1]:
+            return rates[sizes[0] if n <= sizes[0] else sizes[-1]]
+        hi = next(b for b in sizes if b >= n)
+        lo = max(b for b in sizes if b <= n)
+        if hi == lo:
+            return rates[lo]
+        return rates[lo] + (rates[hi] - rates[lo]) * (n - lo) / (hi - lo)
+
+    requests = range(smallest, largest + 1)
+    return sum(n / rate(n) for n in requests) / sum(requests)
 
 
 def ceiling_images(load: list[LoadPoint], mix: str, clients: int) -> float | None:

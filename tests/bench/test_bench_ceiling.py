@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bench.ceiling import ceiling_bound
+from bench.ceiling import ceiling_bound, naive_seconds_per_image
 from bench.inference import InferencePoint
 from bench.loadgen import LoadPoint
 
@@ -13,14 +13,14 @@ RAW = {1: 100.0, 8: 150.0, 32: 200.0, 64: 190.0}
 NAIVE_CPU_MS, BARE_CPU_MS, BENTO_CPU_MS, NAIVE_IMAGES_PER_S = 12.0, 0.5, 1.5, 150.0
 
 
-def point(server: str, clients: int, cpu_ms: float, per_request: int) -> LoadPoint:
+def point(server: str, mix: str, clients: int, cpu_ms: float, per_request: float) -> LoadPoint:
     return LoadPoint(
         server=server,
-        mix="single",
+        mix=mix,
         clients=clients,
         seconds=1.0,
         requests=100,
-        images=100 * per_request,
+        images=round(100 * per_request),
         errors=0,
         req_per_s=100.0,
         images_per_s=NAIVE_IMAGES_PER_S,
@@ -32,17 +32,17 @@ def point(server: str, clients: int, cpu_ms: float, per_request: int) -> LoadPoi
     )
 
 
-def bound(clients: int, per_request: int = 1) -> float | None:
+def bound(clients: int, mix: str = "single", per_request: float = 1) -> float | None:
     load = [
-        point("naive", clients, NAIVE_CPU_MS * per_request, per_request),
-        point("bare", clients, BARE_CPU_MS, per_request),
-        point("bare-bento", clients, BENTO_CPU_MS, per_request),
+        point("naive", mix, clients, NAIVE_CPU_MS * per_request, per_request),
+        point("bare", mix, clients, BARE_CPU_MS, per_request),
+        point("bare-bento", mix, clients, BENTO_CPU_MS, per_request),
     ]
     raw = [InferencePoint("m", "cpu", b, 1, 10, r, 1.0, 1.0) for b, r in RAW.items()]
-    return ceiling_bound(load, "single", clients, raw, "m", "cpu")
+    return ceiling_bound(load, mix, clients, raw, "m", "cpu")
 
 
-def expected(saving_ms: float, per_request: int = 1) -> float:
+def expected(saving_ms: float, per_request: float = 1) -> float:
     """Naive's images/s with its work moved onto BentoML's stack, minus the saving."""
     naive = NAIVE_CPU_MS * per_request
     on_bento = naive - BARE_CPU_MS + BENTO_CPU_MS  # naive's work + 1 ms
@@ -60,9 +60,19 @@ def test_the_batching_saving_stops_at_the_images_in_flight_per_worker() -> None:
     assert math.isclose(bound(1000), bound(64))
 
 
+def test_naive_pays_each_request_size_at_its_own_batch() -> None:
+    # Requests of 1, 2 and 3 images at 100, 125 (on the line from 100 to 150) and 150
+    # images/s: 10 + 16 + 20 ms for 6 images.
+    assert math.isclose(naive_seconds_per_image({1: 100.0, 3: 150.0}, 1, 3), 0.046 / 6)
+    # Sizes past the largest measured batch run at its rate.
+    assert math.isclose(naive_seconds_per_image({1: 100.0, 3: 150.0}, 4, 4), 1 / 150)
+    assert math.isclose(naive_seconds_per_image(RAW, 1, 1), 1 / 100)
+
+
 def test_a_multi_image_request_is_already_a_batch_for_naive() -> None:
-    # 8 images a request, 1 client: 4 in flight per process, batch 8 at most: nothing saved.
-    assert math.isclose(bound(1, per_request=8), expected(0.0, per_request=8))
-    # 64 clients: batch 32 against naive's 8, for each of the request's 8 images.
-    saving_ms = 8e3 * (1 / 150 - 1 / 200)
-    assert math.isclose(bound(64, per_request=8), expected(saving_ms, per_request=8))
+    # 1 client: one request in flight per process, run as one batch, as naive does.
+    assert math.isclose(bound(1, "1-16", 8.5), expected(0.0, per_request=8.5))
+    # 64 clients: batches up to ORT's best (32 images) against naive's one per request.
+    saving_ms = 8.5e3 * (naive_seconds_per_image(RAW, 1, 16) - 1 / 200)
+    assert saving_ms > 0
+    assert math.isclose(bound(64, "1-16", 8.5), expected(saving_ms, per_request=8.5))
