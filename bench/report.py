@@ -65,7 +65,10 @@ def render(run: Run) -> str:
         f"- Load model: `{run.load_model}` on {run.device}; {run.seconds_per_point:g} s per "
         "load point after a 1 s warm-up at the same concurrency; closed-loop clients "
         "(`bench/loadgen.py`, aiohttp, loopback) running on the same machine as the server; "
-        "a client answered 503 waits the `Retry-After` it was given (errors count those 503s).",
+        "a client answered 503 waits the `Retry-After` it was given (errors count those 503s). "
+        "Every server of a table runs from the start of its sweep; each load point is "
+        "measured on all of them back to back, in an order rotated from point to point "
+        "(`bench/sweep.py`), so a ratio between two servers compares windows seconds apart.",
         *[f"- {c}" for c in run.conditions],
         "",
         *_issue_section(run),

@@ -184,9 +184,10 @@ def _tail_section(run: Run) -> list[str]:
     return [
         "## 5. The tail: latency distribution before and after",
         "",
-        f"**before**: the service with `{env}` (the earlier behaviour), started in the same "
-        "run; **after**: the project defaults. Histogram columns are the share of requests "
-        "per latency bucket (ms); connections are the clients each API worker held mid-window.",
+        f"**before**: the service with `{env}` (the earlier behaviour), measured alongside "
+        "the others in the same sweep; **after**: the project defaults. Histogram columns are "
+        "the share of requests per latency bucket (ms); connections are the clients each API "
+        "worker held mid-window.",
         "",
         *_table(
             [

@@ -25,6 +25,7 @@ from bench import (
     report,
     servers,
     standin,
+    sweep,
     targets,
 )
 from bench.common import ROOT, describe_options, devices, session
@@ -32,8 +33,8 @@ from service.registry import load_entry
 
 # The service with the request-path changes made for the tail turned off (OpenTelemetry's
 # middleware back on the routes, no inline calls, one thread takes the whole queue, no
-# connection spread, Python's own garbage-collection settings), started once more in the
-# same run so the latency distributions compare like for like.
+# connection spread, Python's own garbage-collection settings), measured alongside the
+# service in the same sweep so the latency distributions compare like for like.
 TAIL_BEFORE_ENV = {
     "GAN_TRACING": "on",
     "GAN_INLINE_MAX_US": "0",
@@ -78,65 +79,31 @@ def _point(
     return point
 
 
-def _load_points(
-    server: servers.Server,
-    clients: list[int],
-    seconds: float,
-    model: str,
-    mixes: list[str],
-    profile_seconds: float = 0.0,
-) -> tuple[list[loadgen.LoadPoint], profile.Profile | None]:
-    """Every mix × client count on one start of `server`; then, with `profile_seconds`, one
-    more window at PROFILE_CLIENTS single-image clients under py-spy."""
-    points = []
-    sampled = None
-    print(f"[{server.name}] starting", flush=True)
-    with server.start() as srv:
-        # Every worker's first requests (lazy set-up, admission's capacity measurement) land
-        # before the first window, whichever worker the first window's connections reach.
-        asyncio.run(
-            loadgen.measure(srv.url, server.name, max(clients), 2.0, "single", model, warmup_s=0)
-        )
-        for mix in mixes:
-            for c in clients:
-                points.append(_point(srv, server.name, c, seconds, mix, model))
-        if profile_seconds > 0:
-            sampled = profile.profile_running(
-                srv, server.name, PROFILE_CLIENTS, profile_seconds, "single", model
-            )
-            print(f"[{server.name}] profile {sampled.split.shares} {sampled.error}", flush=True)
-    return points, sampled
-
-
 def _measure_all(
-    chosen: list[servers.Server],
-    clients: list[int],
-    seconds: float,
+    plans: list[sweep.Plan],
     model: str,
-    mixes: list[str],
+    seconds: float,
     profiled: set[str],
     profile_seconds: float,
     failures: list[str],
 ) -> tuple[list[loadgen.LoadPoint], list[profile.Profile]]:
-    load: list[loadgen.LoadPoint] = []
+    """Every plan's points, interleaved across servers (`bench/sweep.py`); then, for the
+    `profiled` servers, one more window at PROFILE_CLIENTS single-image clients under py-spy."""
     profiles: list[profile.Profile] = []
-    for server in chosen:
-        try:
-            points, sampled = _load_points(
-                server,
-                clients,
-                seconds,
-                model,
-                mixes,
-                profile_seconds if server.name in profiled else 0.0,
+
+    def measure(srv: servers.Running, name: str, clients: int, mix: str) -> loadgen.LoadPoint:
+        return _point(srv, name, clients, seconds, mix, model)
+
+    def sample(name: str, srv: servers.Running) -> None:
+        if name in profiled and profile_seconds > 0:
+            sampled = profile.profile_running(
+                srv, name, PROFILE_CLIENTS, profile_seconds, "single", model
             )
-        except (RuntimeError, TimeoutError, OSError) as exc:  # report it, measure the rest
-            print(f"[{server.name}] failed: {exc}", flush=True)
-            failures.append(f"**{server.name} could not be measured**: {str(exc)[:300]}")
-            continue
-        load += points
-        if sampled is not None:
+            print(f"[{name}] profile {sampled.split.shares} {sampled.error}", flush=True)
             profiles.append(sampled)
+
+    most = max(clients for plan in plans for _, clients in plan.points)
+    load = sweep.run(plans, measure, sweep.warm_up_at(most, model), failures, after=sample)
     return load, profiles
 
 
@@ -177,35 +144,22 @@ def main() -> None:
     raw = inference.run(args.inference_seconds)
     load_session = session(next(m for m in models if m.name == load_model), device)
     chosen = [s for s in servers.all_servers() if not args.servers or s.name in args.servers]
-    load: list[loadgen.LoadPoint] = []
-    profiles: list[profile.Profile] = []
-    tail_before: list[loadgen.LoadPoint] = []
-    for server in chosen:
-        points, sampled = _measure_all(
-            [server],
-            args.clients,
-            args.seconds,
-            load_model,
-            args.mixes,
-            {"service", "bare-bento"},
-            args.profile_seconds,
-            failures,
-        )
-        load += points
-        profiles += sampled
-        if server.name == "service" and TAIL_BEFORE_ENV and not args.no_tail:
-            # Right after the service, so both distributions see the same machine.
-            before = servers.Server("before", "", servers.bentoml_service, TAIL_BEFORE_ENV)
-            tail_before, _ = _measure_all(
-                [before],
-                list(TAIL_CLIENTS),
-                args.seconds,
-                load_model,
-                ["single"],
-                set(),
-                0,
-                failures,
-            )
+    points = [(mix, c) for mix in args.mixes for c in args.clients]
+    plans = [sweep.Plan(s, points) for s in chosen]
+    if not args.no_tail and any(s.name == "service" for s in chosen):
+        # The service with the tail's changes turned off, measured alongside it.
+        before = servers.Server("before", "", servers.bentoml_service, TAIL_BEFORE_ENV)
+        plans.append(sweep.Plan(before, [("single", c) for c in TAIL_CLIENTS]))
+    measured, profiles = _measure_all(
+        plans,
+        load_model,
+        args.seconds,
+        {"service", "bare-bento"},
+        args.profile_seconds,
+        failures,
+    )
+    load = [p for p in measured if p.server != "before"]
+    tail_before = [p for p in measured if p.server == "before"]
 
     conditions += _conditions("after the shipped model's run")
     standin_run: dict[str, object] = {}
@@ -226,11 +180,9 @@ def main() -> None:
             ]
             default_name = _standin_default(stand_servers)
             stand_load, stand_profiles = _measure_all(
-                stand_servers,
-                args.clients,
-                args.standin_seconds,
+                [sweep.Plan(s, [("single", c) for c in args.clients]) for s in stand_servers],
                 entry.name,
-                ["single"],
+                args.standin_seconds,
                 {default_name} if default_name else set(),
                 args.profile_seconds,
                 failures,
