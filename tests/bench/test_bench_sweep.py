@@ -42,7 +42,7 @@ def test_real_servers_are_measured_interleaved_and_a_failed_start_is_reported() 
     bare = next(s for s in servers.all_servers() if s.name == "bare")
     first, second = (dataclasses.replace(bare, name=name) for name in ("first", "second"))
     broken = named("broken")
-    calls: list[tuple[str, int]] = []
+    calls: list[tuple[str, int | str]] = []
     seen_after: list[str] = []
 
     def measure(srv: servers.Running, name: str, clients: int, mix: str) -> loadgen.LoadPoint:
@@ -58,13 +58,21 @@ def test_real_servers_are_measured_interleaved_and_a_failed_start_is_reported() 
     load = sweep.run(
         [sweep.Plan(first, points), sweep.Plan(broken, points), sweep.Plan(second, points)],
         measure,
-        lambda srv, name: None,
+        lambda srv, name: calls.append((name, "warm-up")),
         failures,
         after=lambda name, srv: seen_after.append(name),
     )
     assert len(failures) == 1 and "broken" in failures[0] and "port in use" in failures[0]
-    # Interleaved: both servers at 1 client before either at 4, the order rotated.
-    assert calls == [("first", 1), ("second", 1), ("second", 4), ("first", 4)]
+    # Interleaved: both servers at 1 client before either at 4, the order rotated; each
+    # warmed up right before its first window.
+    assert calls == [
+        ("first", "warm-up"),
+        ("first", 1),
+        ("second", "warm-up"),
+        ("second", 1),
+        ("second", 4),
+        ("first", 4),
+    ]
     # Grouped by plan for the report, every window answered.
     assert [(p.server, p.clients) for p in load] == [
         ("first", 1),
