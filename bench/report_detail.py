@@ -143,42 +143,26 @@ def _standin_section(run: Run) -> list[str]:
     return out
 
 
+# Shown beside the tail's "before" server, at its load points: (label, server).
+TAIL_ALONGSIDE = (("**after**", "service"), ("naive", "naive"), ("bare BentoML", "bare-bento"))
+
+
+def _same_point(load: list[LoadPoint], server: str, like: LoadPoint) -> LoadPoint | None:
+    """`server`'s point at `like`'s mix and client count, if it was measured."""
+    key = (server, like.mix, like.clients)
+    return next((p for p in load if (p.server, p.mix, p.clients) == key), None)
+
+
 def _tail_section(run: Run) -> list[str]:
     if not run.tail_before:
         return []
     points: list[tuple[str, LoadPoint]] = []
     for before in run.tail_before:
-        after = next(
-            (
-                p
-                for p in run.load
-                if (p.server, p.mix, p.clients) == ("service", before.mix, before.clients)
-            ),
-            None,
-        )
-        naive = next(
-            (
-                p
-                for p in run.load
-                if (p.server, p.mix, p.clients) == ("naive", before.mix, before.clients)
-            ),
-            None,
-        )
-        bento = next(
-            (
-                p
-                for p in run.load
-                if (p.server, p.mix, p.clients) == ("bare-bento", before.mix, before.clients)
-            ),
-            None,
-        )
         points.append((f"before ({before.mix})", before))
-        if after:
-            points.append((f"**after** ({after.mix})", after))
-        if naive:
-            points.append((f"naive ({naive.mix})", naive))
-        if bento:
-            points.append((f"bare BentoML ({bento.mix})", bento))
+        for label, server in TAIL_ALONGSIDE:
+            same = _same_point(run.load, server, before)
+            if same:
+                points.append((f"{label} ({same.mix})", same))
     edges = [f"≤{e:g}" for e in LATENCY_EDGES_MS] + [f">{LATENCY_EDGES_MS[-1]:g}"]
     env = ", ".join(f"{k}={v}" for k, v in run.tail_before_env.items())
     return [
