@@ -28,7 +28,6 @@ class Plan:
 
     server: servers.Server
     points: list[Point]
-    extra_env: dict[str, str] | None = None
 
 
 def schedule(plans: list[Plan]) -> list[tuple[Point, list[str]]]:
@@ -69,7 +68,7 @@ def run(
             name = plan.server.name
             print(f"[{name}] starting", flush=True)
             try:
-                running[name] = stack.enter_context(plan.server.start(plan.extra_env))
+                running[name] = stack.enter_context(plan.server.start())
             except (RuntimeError, TimeoutError, OSError) as exc:  # report it, measure the rest
                 _failed(name, exc, failures)
         measured: dict[str, list[loadgen.LoadPoint]] = {name: [] for name in running}
