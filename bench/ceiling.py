@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from bench import loadgen
 from bench.inference import InferencePoint
 from bench.loadgen import LoadPoint
@@ -66,18 +68,10 @@ def naive_seconds_per_image(rates: dict[int, float], smallest: int, largest: int
     likely) runs as one batch, as naive runs them; images/s between two measured batch
     sizes is read off the straight line between them, which never overstates it."""
     sizes = sorted(rates)
-
-    def rate(n: int) -> float:
-        if n <= sizes[0] or n >= sizes[-1]:
-            return rates[sizes[0] if n <= sizes[0] else sizes[-1]]
-        hi = next(b for b in sizes if b >= n)
-        lo = max(b for b in sizes if b <= n)
-        if hi == lo:
-            return rates[lo]
-        return rates[lo] + (rates[hi] - rates[lo]) * (n - lo) / (hi - lo)
-
-    requests = range(smallest, largest + 1)
-    return sum(n / rate(n) for n in requests) / sum(requests)
+    requests = np.arange(smallest, largest + 1)
+    # np.interp draws the straight lines and holds the end values beyond the measured sizes.
+    per_size = np.interp(requests, sizes, [rates[b] for b in sizes])
+    return float((requests / per_size).sum() / requests.sum())
 
 
 def ceiling_images(load: list[LoadPoint], mix: str, clients: int) -> float | None:
