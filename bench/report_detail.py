@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from bench.loadgen import LATENCY_EDGES_MS, LoadPoint
 from bench.profile import CATEGORIES, CATEGORY_NAMES
 from bench.report_tables import _latency_rows, _raw_tables, _table
+from bench.targets import _get
 
 if TYPE_CHECKING:
     from bench.report import Run
@@ -147,12 +148,6 @@ def _standin_section(run: Run) -> list[str]:
 TAIL_ALONGSIDE = (("**after**", "service"), ("naive", "naive"), ("bare BentoML", "bare-bento"))
 
 
-def _same_point(load: list[LoadPoint], server: str, like: LoadPoint) -> LoadPoint | None:
-    """`server`'s point at `like`'s mix and client count, if it was measured."""
-    key = (server, like.mix, like.clients)
-    return next((p for p in load if (p.server, p.mix, p.clients) == key), None)
-
-
 def _tail_section(run: Run) -> list[str]:
     if not run.tail_before:
         return []
@@ -160,7 +155,7 @@ def _tail_section(run: Run) -> list[str]:
     for before in run.tail_before:
         points.append((f"before ({before.mix})", before))
         for label, server in TAIL_ALONGSIDE:
-            same = _same_point(run.load, server, before)
+            same = _get(run.load, server, before.mix, before.clients)
             if same:
                 points.append((f"{label} ({same.mix})", same))
     edges = [f"≤{e:g}" for e in LATENCY_EDGES_MS] + [f">{LATENCY_EDGES_MS[-1]:g}"]
